@@ -1,0 +1,28 @@
+"""Packaging for slim_attention and vgg_patch."""
+from setuptools import find_packages, setup
+
+setup(
+    name="slim-attention",
+    version="0.1.0",
+    description=("tf.contrib.slim that works on today's TensorFlow, slim-style "
+                 "attention layers, and tensorflow-vgg's VGG19 patched with CBAM."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(exclude=("tests", "tests.*", "bench", "bench.*")),
+    install_requires=[
+        "tensorflow>=2.16",
+        "tf-keras>=2.16",
+        "tf-slim==1.1.0",
+        "numpy>=1.23",
+        "pillow>=9",
+        "scikit-learn>=1.0",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={
+        "console_scripts": [
+            "vgg19-cbam-train=vgg_patch.train:main",
+            "vgg19-cbam-predict=vgg_patch.predict:main",
+        ],
+    },
+)

@@ -1,0 +1,2 @@
+"""Slim-style attention layers (issue 3 fills it)."""
+__all__ = []
