@@ -1,2 +1,19 @@
-"""Slim-style attention layers (issue 3 fills it)."""
-__all__ = []
+"""Slim-style attention layers, faithful to the papers' official code.
+
+Each block is an ``@add_arg_scope`` function with tf-slim's signature
+(inputs, hyperparameters, initializers/regularizers, reuse, collections,
+trainable, data_format, scope); one module per mechanism, shared helpers in
+``_utils``. The math, defaults and parameter counts follow
+``shared/design/attention-spec.md``.
+"""
+from slim_attention.attention._utils import ATTENTION_MAPS
+from slim_attention.attention.cbam import channel_attention
+from slim_attention.attention.cbam import convolutional_block_attention_module
+from slim_attention.attention.cbam import spatial_attention
+
+__all__ = [
+    'ATTENTION_MAPS',
+    'channel_attention',
+    'convolutional_block_attention_module',
+    'spatial_attention',
+]

@@ -1,0 +1,382 @@
+"""Private helpers shared by the attention blocks.
+
+One place for: argument validation (ValueError/TypeError naming the argument,
+the value and what was expected, raised before any op exists), data_format
+axes, the channel count, the bottleneck width, the compute dtype policy, the
+default initializers of the official code, and the small normalisation layers
+(batch norm, layer norm) the blocks need.
+
+The blocks are written with ``model_variable`` and ``tf.nn`` ops rather than
+``slim.conv2d``/``slim.fully_connected``/``slim.batch_norm`` so that a user's
+``arg_scope`` on those layers (normalizer_fn, activation_fn, regularizers...)
+cannot change the blocks' math.
+"""
+import numbers
+
+import numpy as np
+import tensorflow as tf
+from tf_slim.layers import utils as slim_utils
+from tf_slim.ops import variables as slim_variables
+
+tf1 = tf.compat.v1
+
+#: Graph collection holding every spatial attention map (sigmoid output).
+ATTENTION_MAPS = 'attention_maps'
+
+DATA_FORMATS = ('NHWC', 'NCHW')
+_HALF_DTYPES = (tf.float16, tf.bfloat16)
+
+
+# --------------------------------------------------------------------------
+# Validation (pure Python: creates no op)
+# --------------------------------------------------------------------------
+def check_data_format(data_format):
+    """Returns ``data_format`` if it is 'NHWC' or 'NCHW', else raises ValueError."""
+    if data_format not in DATA_FORMATS:
+        raise ValueError(
+            "data_format must be 'NHWC' or 'NCHW', got %r" % (data_format,))
+    return data_format
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_positive_number(name, value):
+    """Raises unless ``value`` is a real number > 0 (bools are rejected)."""
+    if not _is_number(value):
+        raise TypeError('%s must be a positive number, got %r (type %s)'
+                        % (name, value, type(value).__name__))
+    if not value > 0:
+        raise ValueError('%s must be a positive number, got %r' % (name, value))
+    return value
+
+
+def check_odd_kernel_size(value, name='kernel_size'):
+    """Raises unless ``value`` is a positive odd integer (for symmetric 'SAME')."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError('%s must be a positive odd integer, got %r (type %s)'
+                        % (name, value, type(value).__name__))
+    if value <= 0 or value % 2 == 0:
+        raise ValueError('%s must be a positive odd integer, got %r'
+                         % (name, value))
+    return int(value)
+
+
+def check_choice(name, value, choices):
+    """Raises ValueError unless ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError('%s must be one of %s, got %r'
+                         % (name, ', '.join(repr(c) for c in choices), value))
+    return value
+
+
+def check_callable(name, value):
+    """Raises TypeError unless ``value`` is callable."""
+    if not callable(value):
+        raise TypeError('%s must be callable, got %r' % (name, value))
+    return value
+
+
+def check_ratios(reduction_ratio, inner_units_ratio, default_reduction_ratio):
+    """Validates the two forms of the bottleneck width; returns them resolved.
+
+    Args:
+      reduction_ratio: None or a positive number.
+      inner_units_ratio: None or a positive number.
+      default_reduction_ratio: used when both are None.
+
+    Returns:
+      ``(reduction_ratio, inner_units_ratio)`` with at most one not None.
+
+    Raises:
+      ValueError: both are given, or one is not positive.
+      TypeError: one is not a number.
+    """
+    if reduction_ratio is not None and inner_units_ratio is not None:
+        raise ValueError(
+            'give reduction_ratio or inner_units_ratio, not both: got '
+            'reduction_ratio=%r and inner_units_ratio=%r'
+            % (reduction_ratio, inner_units_ratio))
+    if inner_units_ratio is not None:
+        return None, check_positive_number('inner_units_ratio', inner_units_ratio)
+    if reduction_ratio is None:
+        reduction_ratio = default_reduction_ratio
+    return check_positive_number('reduction_ratio', reduction_ratio), None
+
+
+def static_shape(inputs):
+    """The static shape of a tensor, variable or array-like, without creating ops."""
+    shape = getattr(inputs, 'shape', None)
+    if shape is None:
+        shape = np.shape(inputs)
+    return tf.TensorShape(shape)
+
+
+def check_inputs(inputs, data_format):
+    """Checks rank 4 and a known channel count; returns the channel count C.
+
+    Raises:
+      ValueError: the rank is not 4 or the channel dimension is unknown.
+    """
+    shape = static_shape(inputs)
+    if shape.rank != 4:
+        raise ValueError(
+            'inputs must have rank 4 (%s), got shape %s (rank %s)'
+            % (data_format, shape, shape.rank))
+    channels = shape[channel_axis(data_format)]
+    channels = channels if isinstance(channels, int) or channels is None \
+        else tf.compat.dimension_value(channels)
+    if channels is None:
+        raise ValueError(
+            'inputs must have a known number of channels (axis %d in %s), '
+            'got shape %s' % (channel_axis(data_format), data_format, shape))
+    return int(channels)
+
+
+def check_dtype(inputs):
+    """Raises TypeError unless the input dtype is floating point."""
+    dtype = getattr(inputs, 'dtype', None)
+    dtype = tf.as_dtype(dtype) if dtype is not None else tf.float32
+    if not dtype.is_floating:
+        raise TypeError('inputs must be a floating point tensor, got dtype %s'
+                        % dtype.name)
+    return dtype
+
+
+def hidden_units(channels, reduction_ratio=None, inner_units_ratio=None):
+    """Bottleneck width: ``max(1, C // r)`` or ``max(1, int(C * inner_units_ratio))``."""
+    if inner_units_ratio is not None:
+        return max(1, int(channels * inner_units_ratio))
+    return max(1, int(channels // reduction_ratio))
+
+
+# --------------------------------------------------------------------------
+# Layout and dtype
+# --------------------------------------------------------------------------
+def channel_axis(data_format):
+    return 3 if data_format == 'NHWC' else 1
+
+
+def spatial_axes(data_format):
+    return [1, 2] if data_format == 'NHWC' else [2, 3]
+
+
+def to_nhwc(x, data_format):
+    """NCHW -> NHWC transpose (identity for NHWC)."""
+    if data_format == 'NCHW':
+        return tf.transpose(x, [0, 2, 3, 1])  # [N, C, H, W] -> [N, H, W, C]
+    return x
+
+
+def from_nhwc(x, data_format):
+    """NHWC -> NCHW transpose (identity for NHWC)."""
+    if data_format == 'NCHW':
+        return tf.transpose(x, [0, 3, 1, 2])  # [N, H, W, C] -> [N, C, H, W]
+    return x
+
+
+def compute_dtype(dtype):
+    """Dtype of the variables and of the attention branch for an input dtype.
+
+    float16 and bfloat16 inputs get float32 variables and a float32 attention
+    branch (mixed precision: exact statistics and softmax, and one checkpoint
+    that serves float32 and half-precision graphs alike); float32 and float64
+    inputs use their own dtype, like slim.
+    """
+    return tf.float32 if dtype in _HALF_DTYPES else dtype
+
+
+def pointwise(x, weights, data_format):
+    """1x1 convolution as a matmul over channels; ``weights`` is [1, 1, Cin, Cout].
+
+    Layout-agnostic (no NCHW conv kernel needed on CPU).
+    """
+    kernel = tf.reshape(weights, tf.shape(weights)[2:])  # [1,1,Cin,Cout] -> [Cin,Cout]
+    if data_format == 'NHWC':
+        return tf.einsum('nhwc,cd->nhwd', x, kernel)
+    return tf.einsum('nchw,cd->ndhw', x, kernel)
+
+
+def gate_shape(channels, data_format):
+    """Shape [-1, 1, 1, C] (NHWC) or [-1, C, 1, 1] (NCHW) of a per-image channel gate."""
+    return [-1, 1, 1, channels] if data_format == 'NHWC' else [-1, channels, 1, 1]
+
+
+def bias_shape(data_format):
+    """Broadcast shape ([1,1,1,-1] or [1,-1,1,1]) of a per-channel vector."""
+    return [1, 1, 1, -1] if data_format == 'NHWC' else [1, -1, 1, 1]
+
+
+# --------------------------------------------------------------------------
+# Initializers of the official code
+# --------------------------------------------------------------------------
+def torch_default_initializer():
+    """PyTorch's default Linear/Conv init, ``kaiming_uniform(a=sqrt(5))``: U(+-1/sqrt(fan_in))."""
+    return tf1.variance_scaling_initializer(
+        scale=1.0 / 3.0, mode='fan_in', distribution='uniform')
+
+
+def he_normal_initializer(mode):
+    """``kaiming_normal(mode=mode)`` for a relu gain: N(0, 2/fan)."""
+    return tf1.variance_scaling_initializer(
+        scale=2.0, mode=mode, distribution='untruncated_normal')
+
+
+# --------------------------------------------------------------------------
+# Variables
+# --------------------------------------------------------------------------
+def variable(name, shape, dtype, initializer, regularizer, trainable,
+             variables_collections, collection_name):
+    """A ``model_variable`` in the collections slim would give it."""
+    return slim_variables.model_variable(
+        name,
+        shape=shape,
+        dtype=dtype,
+        initializer=initializer,
+        regularizer=regularizer,
+        trainable=trainable,
+        collections=slim_utils.get_variable_collections(
+            variables_collections, collection_name))
+
+
+def dense(x, units, dtype, weights_initializer, weights_regularizer,
+          biases_initializer, biases_regularizer, trainable,
+          variables_collections, scope):
+    """``x @ W + b`` on [N, Cin] with slim's names ``scope/weights`` and ``scope/biases``.
+
+    ``biases_initializer=None`` means no bias (as in slim).
+    """
+    cin = int(x.shape[-1])
+    with tf1.variable_scope(scope):
+        weights = variable('weights', [cin, units], dtype, weights_initializer,
+                           weights_regularizer, trainable,
+                           variables_collections, 'weights')
+        out = tf.matmul(x, weights)
+        if biases_initializer is not None:
+            biases = variable('biases', [units], dtype, biases_initializer,
+                              biases_regularizer, trainable,
+                              variables_collections, 'biases')
+            out = tf.nn.bias_add(out, biases)
+    return out
+
+
+def conv1x1(x, units, dtype, weights_initializer, weights_regularizer,
+            biases_initializer, biases_regularizer, trainable,
+            variables_collections, data_format, scope):
+    """1x1 convolution with slim.conv2d's variables (``weights`` [1,1,Cin,Cout], ``biases``)."""
+    cin = int(x.shape[channel_axis(data_format)])
+    with tf1.variable_scope(scope):
+        weights = variable('weights', [1, 1, cin, units], dtype,
+                           weights_initializer, weights_regularizer, trainable,
+                           variables_collections, 'weights')
+        out = pointwise(x, weights, data_format)
+        if biases_initializer is not None:
+            biases = variable('biases', [units], dtype, biases_initializer,
+                              biases_regularizer, trainable,
+                              variables_collections, 'biases')
+            out = tf.nn.bias_add(out, biases, data_format=data_format)
+    return out
+
+
+def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
+               trainable, variables_collections, data_format,
+               scope='BatchNorm'):
+    """Batch normalisation over the channel axis, with slim's variable names.
+
+    Variables ``scope/gamma``, ``scope/beta`` (trainable) and
+    ``scope/moving_mean``, ``scope/moving_variance`` (not trainable).
+    Training normalises with the batch's mean and (biased) variance; the moving
+    averages are updated with the batch mean and the unbiased (Bessel-corrected)
+    variance, as PyTorch and TF's fused batch norm do, by ops added to
+    ``tf.compat.v1.GraphKeys.UPDATE_OPS``. ``is_training`` may be a Python bool
+    or a scalar bool tensor.
+    """
+    cax = channel_axis(data_format)
+    channels = int(x.shape[cax])
+    axes = [a for a in range(4) if a != cax]
+    with tf1.variable_scope(scope):
+        beta = variable('beta', [channels], dtype, tf1.zeros_initializer(),
+                        None, trainable, variables_collections, 'beta')
+        gamma = variable('gamma', [channels], dtype, gamma_initializer,
+                         None, trainable, variables_collections, 'gamma')
+        moving_mean = variable('moving_mean', [channels], dtype,
+                               tf1.zeros_initializer(), None, False,
+                               variables_collections, 'moving_mean')
+        moving_variance = variable('moving_variance', [channels], dtype,
+                                   tf1.ones_initializer(), None, False,
+                                   variables_collections, 'moving_variance')
+
+        def batch_stats():
+            return tf.nn.moments(x, axes)
+
+        def moving_stats():
+            return tf.identity(moving_mean), tf.identity(moving_variance)
+
+        def update_moving_stats(mean, variance):
+            count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), dtype)
+            unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
+            update_mean = tf1.assign_sub(moving_mean,
+                                         (moving_mean - mean) * (1.0 - decay))
+            update_var = tf1.assign_sub(
+                moving_variance, (moving_variance - unbiased) * (1.0 - decay))
+            return tf.group(update_mean, update_var)
+
+        if isinstance(is_training, bool):
+            if is_training:
+                mean, variance = batch_stats()
+                tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS,
+                                      update_moving_stats(mean, variance))
+            else:
+                mean, variance = moving_stats()
+        else:
+            mean, variance = tf.cond(is_training, batch_stats, moving_stats)
+
+            def update():
+                with tf.control_dependencies(
+                        [update_moving_stats(*batch_stats())]):
+                    return tf.constant(True)
+
+            tf1.add_to_collection(
+                tf1.GraphKeys.UPDATE_OPS,
+                tf.cond(is_training, update, lambda: tf.constant(False)))
+        shape = bias_shape(data_format)
+        return tf.nn.batch_normalization(
+            x, tf.reshape(mean, shape), tf.reshape(variance, shape),
+            tf.reshape(beta, shape), tf.reshape(gamma, shape), epsilon)
+
+
+def check_is_training(is_training):
+    """A Python bool or a scalar bool tensor; raises TypeError otherwise."""
+    if isinstance(is_training, (bool, np.bool_)):
+        return bool(is_training)
+    if tf.is_tensor(is_training) and is_training.dtype == tf.bool \
+            and is_training.shape.rank in (0, None):
+        return is_training
+    raise TypeError('is_training must be a Python bool or a scalar bool '
+                    'tensor, got %r' % (is_training,))
+
+
+def layer_norm(x, epsilon, dtype, trainable, variables_collections,
+               data_format, scope='LayerNorm'):
+    """LayerNorm over the channel axis of a [N,1,1,C] (or [N,C,1,1]) tensor.
+
+    Variables ``scope/gamma`` (ones) and ``scope/beta`` (zeros), as slim.layer_norm.
+    """
+    cax = channel_axis(data_format)
+    channels = int(x.shape[cax])
+    with tf1.variable_scope(scope):
+        beta = variable('beta', [channels], dtype, tf1.zeros_initializer(),
+                        None, trainable, variables_collections, 'beta')
+        gamma = variable('gamma', [channels], dtype, tf1.ones_initializer(),
+                         None, trainable, variables_collections, 'gamma')
+        mean, variance = tf.nn.moments(x, [cax], keepdims=True)
+        shape = bias_shape(data_format)
+        return tf.nn.batch_normalization(
+            x, mean, variance, tf.reshape(beta, shape), tf.reshape(gamma, shape),
+            epsilon)
+
+
+def collect(outputs_collections, name, outputs):
+    """slim's ``collect_named_outputs``."""
+    return slim_utils.collect_named_outputs(outputs_collections, name, outputs)
