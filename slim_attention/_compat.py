@@ -1,5 +1,282 @@
-"""Compatibility layer for tf-slim on current TensorFlow and NumPy (issue 2 fills it)."""
+"""Compatibility layer: makes tf-slim 1.1.0 run on current TensorFlow 2.x and NumPy 2.x.
+
+tf-slim 1.1.0 (2020) looks names up in TensorFlow's private modules
+(``tensorflow.python.ops.array_ops.stack``, ``ops.Tensor``, ...). TensorFlow
+has since moved most of them into new modules, tf-keras moved its legacy layers
+under ``tf_keras.src``, Keras 3 made ``tf.compat.v1.layers`` raise, and NumPy
+removed some aliases. Each repair below puts the missing name back where
+tf-slim (or TF1-era user code) looks for it, pointing at the object that now
+lives elsewhere. No tf-slim code is copied.
+
+Rules every repair follows:
+
+* **additive** -- a name is only added where it is missing; an existing
+  attribute or module is never replaced. (The one routing repair,
+  :func:`_route_v1_layers_to_tf_keras`, keeps TensorFlow's own lazy-loader
+  object and only chooses the target that ``TF_USE_LEGACY_KERAS=1`` would have
+  chosen; it leaves a loader already routed to tf-keras or to Keras 2 alone.)
+* **idempotent** -- :func:`apply` may run any number of times; later runs
+  change nothing.
+* applied on ``import slim_attention``.
+
+Each table entry or function carries a one-line comment: what moved where,
+and since which TensorFlow/NumPy version.
+"""
+import builtins
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import sys
+import warnings
+
+import numpy as np
+
+_LOG = logging.getLogger(__name__)
+
+# (module that lost the name, name, module that has it now, name there).
+# One-line comment per entry: what moved where, since which TF version.
+_MOVED_ATTRIBUTES = (
+    # array_ops.stack -> array_ops_stack.stack (TF 2.13).
+    ("tensorflow.python.ops.array_ops", "stack",
+     "tensorflow.python.ops.array_ops_stack", "stack"),
+    # array_ops.unstack -> array_ops_stack.unstack (TF 2.13).
+    ("tensorflow.python.ops.array_ops", "unstack",
+     "tensorflow.python.ops.array_ops_stack", "unstack"),
+    # ops.Tensor -> framework/tensor.py Tensor (TF 2.14 module split; alias gone on 2.21).
+    ("tensorflow.python.framework.ops", "Tensor",
+     "tensorflow.python.framework.tensor", "Tensor"),
+    # ops.IndexedSlices -> framework/indexed_slices.py (alias gone on 2.21).
+    ("tensorflow.python.framework.ops", "IndexedSlices",
+     "tensorflow.python.framework.indexed_slices", "IndexedSlices"),
+    # control_flow_ops.cond -> ops/cond.py cond (TF 2.14).
+    ("tensorflow.python.ops.control_flow_ops", "cond",
+     "tensorflow.python.ops.cond", "cond"),
+    # control_flow_ops.case -> ops/control_flow_case.py case (TF 2.14).
+    ("tensorflow.python.ops.control_flow_ops", "case",
+     "tensorflow.python.ops.control_flow_case", "case"),
+    # control_flow_ops.Assert -> ops/control_flow_assert.py Assert (TF 2.14).
+    ("tensorflow.python.ops.control_flow_ops", "Assert",
+     "tensorflow.python.ops.control_flow_assert", "Assert"),
+    # control_flow_ops.while_loop -> ops/while_loop.py while_loop (TF 2.14).
+    ("tensorflow.python.ops.control_flow_ops", "while_loop",
+     "tensorflow.python.ops.while_loop", "while_loop"),
+    # variables.VariableV1 -> ops/variable_v1.py VariableV1 (TF 2.14).
+    ("tensorflow.python.ops.variables", "VariableV1",
+     "tensorflow.python.ops.variable_v1", "VariableV1"),
+    # variable_scope.variable (TF1's tf.Variable factory) == variable_v1.VariableV1 (TF 2.14).
+    ("tensorflow.python.ops.variable_scope", "variable",
+     "tensorflow.python.ops.variable_v1", "VariableV1"),
+    # variable_scope.enable_resource_variables -> resource_variables_toggle (TF 2.14).
+    ("tensorflow.python.ops.variable_scope", "enable_resource_variables",
+     "tensorflow.python.ops.resource_variables_toggle", "enable_resource_variables"),
+    # variable_scope.disable_resource_variables -> resource_variables_toggle (TF 2.14).
+    ("tensorflow.python.ops.variable_scope", "disable_resource_variables",
+     "tensorflow.python.ops.resource_variables_toggle", "disable_resource_variables"),
+    # variable_scope.resource_variables_enabled -> resource_variables_toggle (TF 2.14).
+    ("tensorflow.python.ops.variable_scope", "resource_variables_enabled",
+     "tensorflow.python.ops.resource_variables_toggle", "resource_variables_enabled"),
+)
+
+# (old package name, package it moved to, its submodules). TensorFlow lazily
+# imports the old names (``tensorflow/python/layers/normalization.py`` loads
+# ``tf_keras.legacy_tf_layers.normalization`` for ``slim.batch_norm``).
+_MOVED_PACKAGES = (
+    # tf_keras.legacy_tf_layers -> tf_keras.src.legacy_tf_layers (tf-keras 2.16).
+    ("tf_keras.legacy_tf_layers", "tf_keras.src.legacy_tf_layers",
+     ("base", "convolutional", "core", "normalization", "pooling",
+      "variable_scope_shim")),
+)
+
+# tf.compat.v1 submodules that TensorFlow serves from Keras; under Keras 3 every
+# attribute of them raises "`dense` is not available with Keras 3" (TF 2.16).
+# (KerasLazyLoader submodule, tf-keras module that TF_USE_LEGACY_KERAS=1 would load).
+_KERAS_ROUTED_V1_MODULES = (
+    # tf.compat.v1.layers -> tf-keras legacy layers (Keras 3 is the default since TF 2.16).
+    ("__internal__.legacy.layers",
+     "tf_keras.api._v1.keras.__internal__.legacy.layers"),
+)
+
+# NumPy aliases of Python builtins, deprecated in NumPy 1.20 and removed in
+# 1.24; TF1-era code uses them as dtypes (``np.zeros(3, dtype=np.object)``).
+# (NumPy 2.0 brought ``np.bool`` back; ``np.str`` is left out because NumPy
+# reserves that name for its own scalar type.)
+_NUMPY_BUILTIN_ALIASES = (
+    ("object", builtins.object),  # np.object -> object (removed in NumPy 1.24).
+    ("int", builtins.int),  # np.int -> int (removed in NumPy 1.24).
+    ("float", builtins.float),  # np.float -> float (removed in NumPy 1.24).
+    ("complex", builtins.complex),  # np.complex -> complex (removed in NumPy 1.24).
+)
+# Not repairable: ``ndarray.tostring`` (removed in NumPy 2.0; use ``tobytes``).
+# ``numpy.ndarray`` is an immutable built-in type, so no attribute can be added.
+
+_applied = []  # Names of the repairs the last apply() actually made (for logs/tests).
+
+
+def _has_attribute(obj, name):
+    """True if ``obj.name`` exists, looking only in its ``__dict__`` when possible.
+
+    Module-level ``__getattr__`` hooks (NumPy's removed-alias errors,
+    TensorFlow's lazy loaders) must not run, so ``__dict__`` is checked first.
+    """
+    namespace = getattr(obj, "__dict__", None)
+    if isinstance(namespace, dict) and name in namespace:
+        return True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NumPy warns on removed aliases.
+            getattr(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def _add_attribute(obj, name, value, label):
+    """Sets ``obj.name = value`` only when missing. Returns True if it was added."""
+    if _has_attribute(obj, name):
+        return False
+    setattr(obj, name, value)
+    _applied.append(label)
+    _LOG.debug("slim_attention compat: added %s", label)
+    return True
+
+
+def _repair_moved_attributes():
+    """Puts each name of ``_MOVED_ATTRIBUTES`` back on the module that lost it."""
+    for old_module, old_name, new_module, new_name in _MOVED_ATTRIBUTES:
+        try:
+            target = importlib.import_module(old_module)
+            source = importlib.import_module(new_module)
+        except ImportError:
+            # Older TensorFlow: the name never moved, nothing to repair.
+            continue
+        if not hasattr(source, new_name):
+            continue
+        _add_attribute(target, old_name, getattr(source, new_name),
+                       "%s.%s" % (old_module, old_name))
+
+
+def _repair_moved_packages():
+    """Registers each old package name of ``_MOVED_PACKAGES`` as an alias of the new one.
+
+    The package and every submodule are aliased (``sys.modules`` entries), so
+    importing an old name returns the very module objects of the new package
+    and no second copy of a module (with its own classes) is ever created.
+    """
+    for old_name, new_name, submodules in _MOVED_PACKAGES:
+        if old_name in sys.modules:
+            continue
+        parent_name, _, child = old_name.rpartition(".")
+        try:
+            parent = importlib.import_module(parent_name)
+            if importlib.util.find_spec(old_name) is not None:
+                continue  # The old name still imports: nothing moved.
+            modules = {name: importlib.import_module(new_name + "." + name)
+                       for name in submodules}
+            package = importlib.import_module(new_name)
+        except ImportError:
+            _LOG.debug("slim_attention compat: %s not available", new_name)
+            continue
+        for name, module in modules.items():
+            sys.modules.setdefault(old_name + "." + name, module)
+        sys.modules[old_name] = package
+        _add_attribute(parent, child, package, old_name)
+
+
+def _keras_is_3_or_missing():
+    """True when ``import keras`` would give Keras 3 or fail (no import is done)."""
+    try:
+        return importlib.metadata.version("keras").startswith("3.")
+    except importlib.metadata.PackageNotFoundError:
+        return True
+
+
+def _keras_loaders(submodule):
+    """Yields every ``KerasLazyLoader`` for ``submodule`` in TensorFlow's API modules.
+
+    TensorFlow keeps several copies of the ``tf.compat.v1`` namespace
+    (``tensorflow._api.v2.compat.v1``, ``tensorflow.compat.v1``, the
+    ``compat.v1`` inside ``compat.v1`` and ``compat.v2``), each with its own loader.
+    """
+    from tensorflow.python.util import lazy_loader
+    seen = set()
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("tensorflow") or module is None:
+            continue
+        namespaces = [getattr(module, "__dict__", None)]
+        wrapped = namespaces[0].get("_tfmw_wrapped_module") if isinstance(
+            namespaces[0], dict) else None
+        namespaces.append(getattr(wrapped, "__dict__", None))
+        for namespace in namespaces:
+            if not isinstance(namespace, dict):
+                continue
+            for value in list(namespace.values()):
+                if (isinstance(value, lazy_loader.KerasLazyLoader)
+                        and id(value) not in seen
+                        and value.__dict__.get("_tfll_submodule") == submodule
+                        and value.__dict__.get("_tfll_mode") == "v1"):
+                    seen.add(id(value))
+                    yield value
+
+
+def _route_v1_layers_to_tf_keras():
+    """Routes ``tf.compat.v1.layers`` to tf-keras's legacy layers under Keras 3.
+
+    TensorFlow serves ``tf.compat.v1.layers`` through a ``KerasLazyLoader``
+    that picks its target the first time it is used: tf-keras when
+    ``TF_USE_LEGACY_KERAS`` was set before TensorFlow was imported, Keras 3
+    otherwise, where every attribute raises. This gives each such loader the
+    target ``TF_USE_LEGACY_KERAS=1`` would have given it, so the layers work
+    no matter when TensorFlow was imported, while ``tf.keras`` stays Keras 3.
+    Loaders already routed to tf-keras or Keras 2 are left alone.
+    """
+    try:
+        import tf_keras  # noqa: F401  (the repair needs tf-keras installed)
+        from tensorflow.python.util import lazy_loader
+        # ``import tensorflow.compat.v1`` builds a fresh copy of the namespace
+        # (with fresh loaders) the first time that name is imported; build it
+        # now, so a later ``import tensorflow.compat.v1 as tf`` reuses it.
+        importlib.import_module("tensorflow.compat.v1")
+    except ImportError:
+        return
+    if os.environ.get("TF_USE_LEGACY_KERAS", None) in ("true", "True", "1"):
+        return  # TensorFlow routes these to tf-keras itself.
+    if not _keras_is_3_or_missing():
+        return  # Keras 2 still serves tf.compat.v1.layers.
+    for submodule, package in _KERAS_ROUTED_V1_MODULES:
+        for loader in _keras_loaders(submodule):
+            if (loader.__dict__.get("_tfll_initialized")
+                    and loader.__dict__.get("_tfll_keras_version") != "keras_3"):
+                continue  # Already routed to tf-keras or Keras 2.
+            # The same two steps KerasLazyLoader._initialize takes for tf-keras.
+            loader._tfll_initialized = True
+            loader._tfll_keras_version = "tf_keras"
+            lazy_loader.LazyLoader.__init__(
+                loader, loader.__dict__["_tfll_name"],
+                loader.__dict__["_tfll_parent_module_globals"], package)
+            _applied.append("tf.compat.v1 %s -> %s" % (submodule, package))
+
+
+def _repair_numpy_aliases():
+    """Adds back the NumPy builtin aliases of ``_NUMPY_BUILTIN_ALIASES``."""
+    for name, value in _NUMPY_BUILTIN_ALIASES:
+        _add_attribute(np, name, value, "numpy.%s" % name)
 
 
 def apply():
-    """Applies every repair; idempotent and additive."""
+    """Applies every repair. Additive (never replaces a name) and idempotent.
+
+    Returns:
+      A list of the repairs this call made, e.g.
+      ``['tensorflow.python.ops.array_ops.stack', ...]``; empty when every
+      name was already in place (a second call returns ``[]``).
+    """
+    del _applied[:]
+    _repair_moved_attributes()
+    _repair_moved_packages()
+    _route_v1_layers_to_tf_keras()
+    _repair_numpy_aliases()
+    if _applied:
+        _LOG.debug("slim_attention compat: %d repairs applied", len(_applied))
+    return list(_applied)
