@@ -1,0 +1,287 @@
+"""vgg19-cbam-predict: top-5 classes of images, and CBAM's spatial attention map.
+
+::
+
+    vgg19-cbam-predict cat.jpg dog.png                       # the demo's run
+    vgg19-cbam-predict --train-dir runs/flowers rose.jpg --attention-map att.png
+    vgg19-cbam-predict --weights vgg19.npy --synset synset.txt tiger.jpeg
+
+Weights, class names and image size come from a training run's folder
+(``--train-dir``: ``export/vgg19-cbam.npy``, ``classes.txt``, ``run.json``), or
+from ``--weights`` with an ImageNet synset file (tensorflow-vgg's
+``synset.txt``, one ``wnid name`` line per class) for the original weights.
+Images are preprocessed exactly like validation images during training
+(shorter side resized, central crop).
+
+``--attention-map OUT.png`` writes, one row per image, the network's input next
+to the same image with CBAM's spatial attention map (sigmoid output after
+pool5, upsampled) drawn over it, from blue (low) to red (high), normalised per
+image; the map's raw range is logged.
+
+Exit status: 0 done; 1 some image could not be read (the others are still
+predicted); 2 bad input (no weights, mismatched class names, ...).
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+
+import numpy as np
+
+from vgg_patch import data as data_lib
+from vgg_patch import train as train_lib
+
+logger = logging.getLogger(__name__)
+
+PROG = "vgg19-cbam-predict"
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input: one line on stderr, exit status 2."""
+
+
+def build_parser():
+    """Returns the argparse parser of ``vgg19-cbam-predict``."""
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Print the top-5 classes of images with the CBAM-patched "
+                               "VGG19 and optionally draw its spatial attention map.")
+    a = p.add_argument
+    a("images", nargs="+", metavar="IMAGE", help="image files (JPEG/PNG/BMP/GIF)")
+    a("--train-dir", help="a vgg19-cbam-train run folder (default: ./%s if it holds a "
+                          "run, else ./%s)" % (train_lib.DEFAULT_TRAIN_DIR,
+                                               train_lib.DEMO_TRAIN_DIR))
+    a("--weights", help="a weights .npy (default: the run's export/vgg19-cbam.npy)")
+    a("--synset", help="ImageNet synset file, one 'wnid name' line per class "
+                       "(tensorflow-vgg's synset.txt), for the original weights")
+    a("--image-size", type=int, help="model input size (default: the run's, else 224)")
+    a("--top-k", type=int, default=5, help="classes to print per image (default 5)")
+    a("--no-attention", action="store_true",
+      help="build the unpatched VGG19 (exactly tensorflow-vgg's), e.g. for the "
+           "original ImageNet weights, which have no CBAM weights")
+    a("--attention-map", metavar="OUT.png",
+      help="write the spatial attention map over each image to this PNG")
+    return p
+
+
+def read_class_names(path, synset=False):
+    """Reads class names, one per line (synset lines: ``wnid name, alias``).
+
+    Args:
+      path: the text file.
+      synset: drop the leading WordNet id of each line.
+
+    Returns:
+      The list of names.
+
+    Raises:
+      UsageError: if the file is missing or empty.
+    """
+    if not os.path.isfile(path):
+        raise UsageError("class-name file %r does not exist" % path)
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    if not lines:
+        raise UsageError("class-name file %r is empty" % path)
+    if synset:
+        lines = [line.split(" ", 1)[1] if " " in line else line for line in lines]
+    return lines
+
+
+def resolve(args):
+    """Works out weights, class names and image size from the arguments.
+
+    Returns:
+      ``(weights_path, class_names, image_size)``.
+
+    Raises:
+      UsageError: if something needed is missing.
+    """
+    train_dir = args.train_dir
+    if train_dir is None:
+        for candidate in (train_lib.DEFAULT_TRAIN_DIR, train_lib.DEMO_TRAIN_DIR):
+            if os.path.isfile(os.path.join(candidate, train_lib.CLASSES_FILE)):
+                train_dir = candidate
+                break
+    elif not os.path.isdir(train_dir):
+        raise UsageError("--train-dir %r does not exist" % train_dir)
+    run = {}
+    if train_dir is not None and os.path.isfile(os.path.join(train_dir, train_lib.RUN_FILE)):
+        with open(os.path.join(train_dir, train_lib.RUN_FILE), encoding="utf-8") as f:
+            run = json.load(f)
+    weights = args.weights
+    if weights is None:
+        if train_dir is None:
+            raise UsageError("no weights: give --weights FILE.npy or --train-dir of a "
+                             "vgg19-cbam-train run")
+        weights = os.path.join(train_dir, train_lib.EXPORT_NAME)
+        if not os.path.isfile(weights):
+            raise UsageError("%r has no exported weights (%s); finish a training run "
+                             "there first or give --weights" % (train_dir,
+                                                                train_lib.EXPORT_NAME))
+    elif not os.path.isfile(weights):
+        raise UsageError("--weights %r: no such file" % weights)
+    if args.synset:
+        names = read_class_names(args.synset, synset=True)
+    elif train_dir is not None and os.path.isfile(os.path.join(train_dir,
+                                                              train_lib.CLASSES_FILE)):
+        names = read_class_names(os.path.join(train_dir, train_lib.CLASSES_FILE))
+    else:
+        raise UsageError("no class names: give --synset synset.txt (ImageNet weights) "
+                         "or --train-dir of the run that wrote %r" % weights)
+    image_size = args.image_size or run.get("image_size") or 224
+    if image_size < 1:
+        raise UsageError("--image-size must be >= 1, got %r" % image_size)
+    if args.top_k < 1:
+        raise UsageError("--top-k must be >= 1, got %r" % args.top_k)
+    if args.no_attention and args.attention_map:
+        raise UsageError("--attention-map needs the attention block; drop --no-attention")
+    return weights, names, int(image_size)
+
+
+def colorize(values):
+    """Maps values in [0, 1] to RGB in [0, 1], blue (0) - green - red (1) ("jet").
+
+    Args:
+      values: float array of any shape.
+
+    Returns:
+      float array of shape ``values.shape + (3,)``.
+    """
+    v = np.asarray(values, dtype=np.float32)[..., None]
+    centers = np.array([3.0, 2.0, 1.0], dtype=np.float32)
+    return np.clip(1.5 - np.abs(4.0 * v - centers), 0.0, 1.0)
+
+
+def attention_figure(images, maps, display_size=224):
+    """One row per image: the input, and the input with its attention map over it.
+
+    Args:
+      images: float [N, H, W, 3] in [0, 1] (the network's inputs).
+      maps: float [N, h, w, 1] or [N, h, w] (CBAM's spatial map).
+      display_size: height of each tile in pixels (the images are upscaled).
+
+    Returns:
+      uint8 [N * S, 2 * S, 3] image with ``S = max(display_size, H)``.
+    """
+    from PIL import Image
+    images = np.asarray(images, dtype=np.float32)
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim == 4:
+        maps = maps[..., 0]
+    size = max(int(display_size), images.shape[1])
+    rows = []
+    for image, amap in zip(images, maps):
+        low, high = float(amap.min()), float(amap.max())
+        norm = (amap - low) / (high - low) if high - low > 1e-6 else np.full_like(amap, 0.5)
+        up = np.asarray(Image.fromarray(norm.astype(np.float32)).resize(
+            (size, size), Image.BILINEAR))
+        picture = np.asarray(Image.fromarray(
+            (np.clip(image, 0, 1) * 255).round().astype(np.uint8)).resize(
+                (size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+        overlay = 0.5 * picture + 0.5 * colorize(np.clip(up, 0, 1))
+        rows.append(np.concatenate([picture, overlay], axis=1))
+    return (np.concatenate(rows, axis=0) * 255).round().astype(np.uint8)
+
+
+def load_images(paths, image_size):
+    """Decodes and center-crops images like validation images in training.
+
+    Returns:
+      float32 [N, size, size, 3] in [0, 1].
+    """
+    import tensorflow as tf
+    graph = tf.Graph()
+    with graph.as_default():
+        pipe = data_lib.ImagePipeline(image_size, max(1, len(paths)), False, name="predict_input")
+        with tf.compat.v1.Session(graph=graph) as sess:
+            pipe.initialize(sess, paths, np.zeros(len(paths), np.int64))
+            images, _ = sess.run([pipe.images, pipe.labels_out])
+    if len(images) != len(paths):
+        raise UsageError("TensorFlow could not decode some of %s" % ", ".join(paths))
+    return images
+
+
+def predict(weights, class_names, image_size, images, attention=True):
+    """Runs the network on preprocessed images.
+
+    Args:
+      weights: path of the weights ``.npy``.
+      class_names: list of class names (its length is the number of classes).
+      image_size: model input size.
+      images: float32 [N, size, size, 3] in [0, 1].
+      attention: build CBAM after pool5 (False: the unpatched network).
+
+    Returns:
+      ``(probabilities [N, num_classes], attention_maps [N, h, w, 1] or None)``.
+    """
+    import tensorflow as tf
+    from vgg_patch import Vgg19
+    graph = tf.Graph()
+    with graph.as_default():
+        rgb = tf.compat.v1.placeholder(tf.float32, [None, image_size, image_size, 3],
+                                       name="rgb")
+        vgg = Vgg19(weights, trainable=False, attention="cbam" if attention else None,
+                    num_classes=len(class_names))
+        vgg.build(rgb, train_mode=tf.constant(False))
+        fetch = [vgg.prob] + ([vgg.attention_map] if attention else [])
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            out = sess.run(fetch, {rgb: images})
+    return out[0], (out[1] if attention else None)
+
+
+def main(argv=None):
+    """Entry point of ``vgg19-cbam-predict``.
+
+    Args:
+      argv: command-line arguments (default ``sys.argv[1:]``).
+
+    Returns:
+      Exit status: 0 done, 1 some image unreadable, 2 bad input.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    undo_logging = train_lib._setup_logging(quiet=False)
+    try:
+        try:
+            weights, names, image_size = resolve(args)
+            missing = [p for p in args.images if not os.path.isfile(p)]
+            if missing:
+                raise UsageError("no such image file: %s" % ", ".join(missing))
+            paths, _, bad = data_lib.check_images(list(args.images),
+                                                  np.zeros(len(args.images), np.int64))
+            if not paths:
+                raise UsageError("none of the %d image(s) could be read"
+                                 % len(args.images))
+            images = load_images(paths, image_size)
+            try:
+                probs, maps = predict(weights, names, image_size, images,
+                                      attention=not args.no_attention)
+            except (OSError, ValueError, TypeError) as err:
+                raise UsageError(str(err).splitlines()[0]) from None
+        except UsageError as err:
+            print("%s: error: %s" % (PROG, err), file=sys.stderr)
+            return EXIT_USAGE
+        k = min(args.top_k, len(names))
+        for path, p in zip(paths, probs):
+            print(path)
+            for index in np.argsort(-p)[:k]:
+                print("  %.4f  %s" % (p[index], names[index]))
+        if args.attention_map:
+            from PIL import Image
+            for path, amap in zip(paths, maps):
+                logger.info("%s: attention map %dx%d, values %.3f to %.3f", path,
+                            amap.shape[1], amap.shape[0], amap.min(), amap.max())
+            folder = os.path.dirname(os.path.abspath(args.attention_map))
+            os.makedirs(folder, exist_ok=True)
+            Image.fromarray(attention_figure(images, maps)).save(args.attention_map)
+            logger.info("attention map written to %s", args.attention_map)
+        return EXIT_SOME_FAILED if bad else EXIT_OK
+    finally:
+        undo_logging()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
