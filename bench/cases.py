@@ -1,0 +1,249 @@
+"""The benchmark cases; each runs inside its own subprocess (see run.py)."""
+import logging
+import os
+import time
+
+import numpy as np
+
+import harness
+import vgg_ref
+
+_LOG = logging.getLogger("bench")
+
+LR = 1e-5          # SGD learning rate for training steps (small: weights are random)
+IMAGE = (224, 224, 3)
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf
+
+
+def _vgg_patch():
+    """Returns the vgg_patch module, or None (with the reason logged)."""
+    try:
+        import vgg_patch  # pylint: disable=import-outside-toplevel
+        getattr(vgg_patch, "Vgg19")
+        return vgg_patch
+    except (ImportError, AttributeError) as e:
+        _LOG.warning("vgg_patch.Vgg19 not available (%s): its rows are skipped", e)
+        return None
+
+
+def _reps(args, full, quick):
+    if args.repeats:
+        return args.repeats
+    return quick if args.quick else full
+
+
+def _inputs(batch, seed=1):
+    rng = np.random.default_rng(seed)
+    rgb = rng.random((batch,) + IMAGE, dtype=np.float32)
+    labels = rng.integers(0, 1000, size=batch).astype(np.int32)
+    return rgb, labels
+
+
+def session_config(amp_bf16=False):
+    """The ConfigProto used for every graph-mode contestant.
+
+    Defaults everywhere (what a user's ``tf.compat.v1.Session()`` gets), except
+    that ``amp_bf16`` turns on TensorFlow's oneDNN bfloat16 auto-mixed-precision
+    graph rewrite.
+    """
+    tf = _tf()
+    config = tf.compat.v1.ConfigProto()
+    if amp_bf16:
+        from tensorflow.core.protobuf import rewriter_config_pb2  # pylint: disable=import-outside-toplevel
+        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
+            rewriter_config_pb2.RewriterConfig.ON)
+    return config
+
+
+# --------------------------------------------------------------------------- contestants
+class GraphContestant:
+    """A tf.compat.v1 graph + Session with an inference or a training step."""
+
+    def __init__(self, name, build_fn, train, amp_bf16=False):
+        """``build_fn(rgb, train_mode) -> (logits, init_fn(sess) or None)``."""
+        tf = _tf()
+        self.name = name
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.rgb = tf.compat.v1.placeholder(tf.float32, (None,) + IMAGE, "rgb")
+            self.labels = tf.compat.v1.placeholder(tf.int32, [None], "labels")
+            self.train_mode = tf.compat.v1.placeholder(tf.bool, [], "train_mode")
+            self.logits, init_fn = build_fn(self.rgb, self.train_mode if train else None)
+            self.loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=self.labels, logits=self.logits))
+            self.train_op = None
+            if train:
+                opt = tf.compat.v1.train.GradientDescentOptimizer(LR)
+                self.train_op = opt.minimize(self.loss)
+            init = tf.compat.v1.global_variables_initializer()
+            self.graph_def_bytes = len(self.graph.as_graph_def().SerializeToString())
+        self.sess = tf.compat.v1.Session(graph=self.graph,
+                                         config=session_config(amp_bf16))
+        self.sess.run(init)
+        if init_fn is not None:
+            with self.graph.as_default():
+                init_fn(self.sess)
+        self.train = train
+
+    def step_fn(self, rgb, labels):
+        """A zero-argument callable running one step on this batch."""
+        if self.train:
+            fetch = [self.train_op, self.loss]
+            feed = {self.rgb: rgb, self.labels: labels, self.train_mode: True}
+        else:
+            fetch = self.logits
+            feed = {self.rgb: rgb}
+        return lambda: self.sess.run(fetch, feed)
+
+    def logits_of(self, rgb):
+        feed = {self.rgb: rgb}
+        if self.train:
+            feed[self.train_mode] = False
+        return self.sess.run(self.logits, feed)
+
+    def close(self):
+        self.sess.close()
+
+
+class KerasContestant:
+    """``tf.keras.applications.VGG19`` with the same weights, compiled by Keras."""
+
+    def __init__(self, name, weights, train, jit_compile="auto"):
+        tf = _tf()
+        self.name = name
+        self.model = vgg_ref.keras_vgg19(weights, logits=True)
+        if train:
+            self.model.compile(
+                optimizer=tf.keras.optimizers.SGD(LR),
+                loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                jit_compile=jit_compile)
+        else:
+            self.model.compile(jit_compile=jit_compile)
+        self.jit = self.model.jit_compile
+        self.train = train
+
+    def step_fn(self, rgb, labels):
+        x = vgg_ref.preprocess_np(rgb)
+        if self.train:
+            return lambda: self.model.train_on_batch(x, labels)
+        return lambda: self.model.predict_on_batch(x)
+
+    def logits_of(self, rgb):
+        return np.asarray(self.model.predict_on_batch(vgg_ref.preprocess_np(rgb)))
+
+    def close(self):
+        pass
+
+
+def vgg_patch_builder(vgg_patch, npy, attention, train):
+    """build_fn for GraphContestant: vgg_patch.Vgg19 loading ``npy``."""
+    def build(rgb, train_mode):
+        vgg = vgg_patch.Vgg19(npy, trainable=train, attention=attention)
+        vgg.build(rgb, train_mode)
+        return vgg.fc8, None
+    return build
+
+
+def floor_builder(weights, train, dtype="float32", master_dtype=None):
+    """build_fn for GraphContestant: the minimal bench-only graph VGG19."""
+    def build(rgb, train_mode):
+        tf = _tf()
+        keep = None
+        if train_mode is not None:
+            keep = tf.where(train_mode, 0.5, 1.0)
+        logits, variables = vgg_ref.graph_vgg19(
+            rgb, dtype=dtype, dropout_keep=keep, master_dtype=master_dtype)
+        return logits, lambda sess: vgg_ref.assign_weights(sess, variables, weights)
+    return build
+
+
+def _vgg_contestants(args, train):
+    """Builds the contestants of the inference/train cases."""
+    weights = vgg_ref.load_npy(args.npy)
+    out = []
+    vp = _vgg_patch()
+    if vp is not None:
+        for att, label in (("cbam", "vgg_patch CBAM"), (None, "vgg_patch no-attention")):
+            t0 = time.perf_counter()
+            out.append(GraphContestant(label, vgg_patch_builder(vp, args.npy, att, train),
+                                       train))
+            _LOG.info("built %s in %.1f s", label, time.perf_counter() - t0)
+    out.append(KerasContestant("Keras VGG19 (default, XLA)", weights, train))
+    out.append(KerasContestant("Keras VGG19 (jit_compile=False)", weights, train,
+                               jit_compile=False))
+    out.append(GraphContestant("bench graph VGG19 (floor)",
+                               floor_builder(weights, train), train))
+    return out, weights
+
+
+def _throughput_rows(contestants, batch, times, case):
+    rows = []
+    for c in contestants:
+        s = harness.summarize(times[c.name])
+        rows.append({"case": case, "model": c.name, "batch": batch,
+                     "median_s": s["median_s"], "min_s": s["min_s"], "n": s["n"],
+                     "img_s": batch / s["median_s"]})
+    return rows
+
+
+def case_vgg(args, train):
+    """Inference (batch 1 and 16) or training (batch 16), interleaved."""
+    contestants, _ = _vgg_contestants(args, train)
+    result = {"rows": [], "checks": {}, "peak_rss_mib": None}
+    rgb, _ = _inputs(2, seed=7)
+    ref = {c.name: c.logits_of(rgb) for c in contestants}
+    keras_logits = ref["Keras VGG19 (default, XLA)"]
+    scale = float(np.max(np.abs(keras_logits)))
+    for name, logits in ref.items():
+        result["checks"][name] = float(np.max(np.abs(logits - keras_logits)) / scale)
+    batches = (16,) if train else (1, 16)
+    for batch in batches:
+        rgb, labels = _inputs(batch)
+        fns = {c.name: c.step_fn(rgb, labels) for c in contestants}
+        if batch == 1:
+            warm, reps = 3, _reps(args, 15, 2)
+        else:
+            warm, reps = 2, _reps(args, 6 if train else 8, 1)
+        _LOG.info("timing batch %d: %d warm-up + %d interleaved rounds", batch, warm, reps)
+        times = harness.interleaved(fns, warm, reps)
+        result["rows"] += _throughput_rows(contestants, batch, times,
+                                           "train" if train else "inference")
+    result["peak_rss_mib"] = harness.mib(harness.peak_rss_bytes())
+    for c in contestants:
+        c.close()
+    return result
+
+
+# --------------------------------------------------------------------------- registry
+def run_case(name, args):
+    """Runs one case in this (worker) process and emits its result."""
+    t0 = time.perf_counter()
+    info = harness.tf_info()
+    if name == "inference":
+        res = case_vgg(args, train=False)
+    elif name == "train":
+        res = case_vgg(args, train=True)
+    elif name == "blocks":
+        import case_blocks  # pylint: disable=import-outside-toplevel
+        res = case_blocks.run(args)
+    elif name == "build":
+        import case_build  # pylint: disable=import-outside-toplevel
+        res = case_build.run(args)
+    elif name == "bf16":
+        import case_bf16  # pylint: disable=import-outside-toplevel
+        res = case_bf16.run(args)
+    elif name == "pipeline":
+        import case_pipeline  # pylint: disable=import-outside-toplevel
+        res = case_pipeline.run(args)
+    else:
+        raise ValueError("unknown case %r; valid: %s" % (name, ", ".join(
+            ("inference", "train", "blocks", "build", "bf16", "pipeline"))))
+    res["tf_info"] = info
+    res["case_s"] = round(time.perf_counter() - t0, 1)
+    harness.emit_result(res)

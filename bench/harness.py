@@ -1,0 +1,220 @@
+"""Measurement helpers for the benchmarks: timing, memory, machine facts, tables.
+
+Nothing here imports TensorFlow at module level, so the parent process of
+``bench/run.py`` stays light and every case can run in its own subprocess (clean
+TensorFlow state, and a peak-memory figure that belongs to that case alone).
+"""
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+_LOG = logging.getLogger(__name__)
+
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+# --------------------------------------------------------------------------- memory
+def _status_kib(field):
+    """Returns a ``/proc/self/status`` field (e.g. 'VmHWM') in bytes, or None."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def peak_rss_bytes():
+    """Peak resident set size of this process so far, in bytes.
+
+    Reads VmHWM from /proc/self/status; falls back to ``getrusage`` (whose
+    ``ru_maxrss`` is KiB on Linux).
+    """
+    hwm = _status_kib("VmHWM")
+    if hwm is not None:
+        return hwm
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def current_rss_bytes():
+    """Current resident set size of this process, in bytes (None if unknown)."""
+    return _status_kib("VmRSS")
+
+
+def reset_peak_rss():
+    """Resets VmHWM to the current RSS (Linux >= 4.0); returns True on success.
+
+    Writing "5" to /proc/self/clear_refs clears the peak RSS counter, which lets
+    one process measure the peak of a later phase alone.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- timing
+def timed(fn):
+    """Runs ``fn()`` once; returns (seconds, result)."""
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def interleaved(fns, warmup, repeats):
+    """Times several callables side by side, alternating them round by round.
+
+    Alternating (A, B, A, B, ... with the order rotated each round) makes the
+    ratio between A and B robust to load that changes over the run, which is
+    what matters on a shared machine.
+
+    Args:
+      fns: dict name -> zero-argument callable (one step each).
+      warmup: untimed calls of each callable before timing.
+      repeats: timed calls of each callable.
+
+    Returns:
+      dict name -> list of seconds per call.
+    """
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def summarize(seconds):
+    """Median and min of a list of durations (seconds)."""
+    return {"median_s": statistics.median(seconds), "min_s": min(seconds),
+            "n": len(seconds)}
+
+
+# --------------------------------------------------------------------------- machine
+def machine_info():
+    """Facts about this machine and software, for the results table."""
+    info = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True,
+                             check=False).stdout
+        for line in out.splitlines():
+            key, _, val = line.partition(":")
+            val = val.strip()
+            if key == "Model name":
+                info["cpu_model"] = val
+            elif key == "Flags":
+                flags = set(val.split())
+                info["cpu_flags"] = " ".join(sorted(
+                    f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16",
+                                "avx512_vnni") if f in flags))
+            elif key == "Hypervisor vendor":
+                info["hypervisor"] = val
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    info["mem_total_gib"] = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        info["loadavg"] = " ".join(open("/proc/loadavg", encoding="ascii")
+                                   .read().split()[:3])
+    except OSError:
+        pass
+    return info
+
+
+def tf_info():
+    """TensorFlow/NumPy/Keras versions and whether oneDNN is on (imports TF)."""
+    import numpy as np
+    import tensorflow as tf
+    info = {"tensorflow": tf.__version__, "numpy": np.__version__}
+    try:
+        import keras
+        info["keras"] = keras.__version__
+    except ImportError:
+        pass
+    onednn = None
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        onednn = bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        pass
+    env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if env is not None:
+        onednn = env not in ("0", "false", "False")
+    info["onednn"] = onednn
+    return info
+
+
+# --------------------------------------------------------------------------- subprocess
+def emit_result(result):
+    """Prints one case's result as the worker's last stdout line (JSON)."""
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def run_worker(script, case, extra_args, timeout=None):
+    """Runs ``python script --worker case extra_args`` and parses its result.
+
+    Returns:
+      (result dict or None, error message or None, wall seconds)
+    """
+    cmd = [sys.executable, script, "--worker", case] + list(extra_args)
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None, "timed out after %s s" % timeout, time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    result = None
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            result = json.loads(line[len(RESULT_PREFIX):])
+    if proc.returncode != 0 or result is None:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        return result, "exit %d: %s" % (proc.returncode, tail), wall
+    return result, None, wall
+
+
+# --------------------------------------------------------------------------- table
+def format_table(rows, columns):
+    """Formats rows (dicts) as a Markdown table with the given (key, title) columns."""
+    head = "| " + " | ".join(title for _, title in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
+    lines = [head, sep]
+    for row in rows:
+        cells = []
+        for key, _ in columns:
+            val = row.get(key, "")
+            if isinstance(val, float):
+                val = ("%.3g" % val) if abs(val) < 100 else ("%.0f" % val)
+            cells.append(str(val))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def mib(nbytes):
+    """Bytes -> MiB (float), or None."""
+    return None if nbytes is None else nbytes / 2**20
