@@ -1,0 +1,210 @@
+"""Synthetic VGG19 weights files for the vgg_patch tests (importable helpers).
+
+* :data:`VGG19_SHAPES` -- the exact layout of tensorflow-vgg's ``vgg19.npy``.
+* :func:`make_layer` / :func:`make_weights` -- He-scaled random weights
+  (activations stay finite through all 19 layers).
+* :func:`write_python2_npy` -- the original file's format, written opcode by
+  opcode as Python 2's cPickle (protocol 2) wrote it: str keys and array
+  payloads as SHORT_BINSTRING/BINSTRING, the dict wrapped in a 0-d object
+  array as ``np.save`` does. Leaves may be callables, so a 548 MB file is
+  written one layer at a time.
+* :func:`write_indexed_npy` -- tensorflow-vgg's ``save_npy`` output
+  (``np.save`` of ``{name: {0: W, 1: b}}``).
+* :func:`full_size_npy` -- the full-size (548 MB) original-format file,
+  written once per pytest session under the session's base temp dir.
+
+Usage from a test module::
+
+    from vgg_fixtures import make_weights, write_python2_npy, full_size_npy
+"""
+import os
+import struct
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+#: name -> (weights shape, biases shape), in tensorflow-vgg's order.
+VGG19_SHAPES = {}
+for _name, _cin, _cout in (
+        ('conv1_1', 3, 64), ('conv1_2', 64, 64), ('conv2_1', 64, 128), ('conv2_2', 128, 128),
+        ('conv3_1', 128, 256), ('conv3_2', 256, 256), ('conv3_3', 256, 256),
+        ('conv3_4', 256, 256), ('conv4_1', 256, 512), ('conv4_2', 512, 512),
+        ('conv4_3', 512, 512), ('conv4_4', 512, 512), ('conv5_1', 512, 512),
+        ('conv5_2', 512, 512), ('conv5_3', 512, 512), ('conv5_4', 512, 512)):
+    VGG19_SHAPES[_name] = ((3, 3, _cin, _cout), (_cout,))
+VGG19_SHAPES['fc6'] = ((25088, 4096), (4096,))
+VGG19_SHAPES['fc7'] = ((4096, 4096), (4096,))
+VGG19_SHAPES['fc8'] = ((4096, 1000), (1000,))
+
+#: Parameters in tensorflow-vgg's vgg19.npy.
+VGG19_PARAMS = 143667240
+
+
+def make_array(name, index, seed=0, dtype=np.float32, shapes=None):
+    """Layer ``name``'s weights (index 0, He-scaled) or biases (index 1, N(0, 0.01)).
+
+    Deterministic per (name, index, seed).
+    """
+    shapes = shapes or VGG19_SHAPES
+    shape = shapes[name][index]
+    rng = np.random.default_rng([seed, index, len(name)] + [ord(c) for c in name])
+    out = rng.standard_normal(shape, dtype=np.float32)
+    if index == 0:
+        out *= np.float32(np.sqrt(2.0 / int(np.prod(shape[:-1]))))
+    else:
+        out *= np.float32(0.01)
+    return out.astype(dtype, copy=False)
+
+
+def make_layer(name, seed=0, dtype=np.float32, shapes=None):
+    """``[W, b]`` of one layer (see :func:`make_array`)."""
+    return [make_array(name, i, seed, dtype, shapes) for i in (0, 1)]
+
+
+def make_weights(seed=0, dtype=np.float32, shapes=None):
+    """``{name: [W, b]}`` for every layer of ``shapes`` (VGG19's by default)."""
+    shapes = shapes or VGG19_SHAPES
+    return {name: make_layer(name, seed, dtype, shapes) for name in shapes}
+
+
+# --------------------------------------------------------------------------
+# Python 2 (cPickle protocol 2) writer
+# --------------------------------------------------------------------------
+def _int(f, value):
+    if 0 <= value < 256:
+        f.write(b'K' + struct.pack('<B', value))
+    elif 0 <= value < 65536:
+        f.write(b'M' + struct.pack('<H', value))
+    else:
+        f.write(b'J' + struct.pack('<i', value))
+
+
+def _py2_str(f, data):
+    """A Python 2 ``str`` (bytes): SHORT_BINSTRING or BINSTRING."""
+    if isinstance(data, str):
+        data = data.encode('latin1')
+    if len(data) < 256:
+        f.write(b'U' + struct.pack('<B', len(data)) + data)
+    else:
+        f.write(b'T' + struct.pack('<i', len(data)))
+        f.write(data)
+
+
+def _tuple(f, items_writer, count):
+    if count == 0:
+        f.write(b')')
+        return
+    if count > 3:
+        f.write(b'(')
+    items_writer()
+    f.write({1: b'\x85', 2: b'\x86', 3: b'\x87'}.get(count, b't'))
+
+
+def _py2_dtype(f, dtype):
+    dtype = np.dtype(dtype)
+    f.write(b'cnumpy\ndtype\n')
+    _tuple(f, lambda: (_py2_str(f, dtype.str[1:]), _int(f, 0), _int(f, 1)), 3)
+    f.write(b'R')
+    f.write(b'(')  # state (3, '<', None, None, None, -1, -1, flags)
+    _int(f, 3)
+    _py2_str(f, '|' if dtype.itemsize == 1 else dtype.str[0])
+    f.write(b'NNN')
+    f.write(b'J' + struct.pack('<i', -1))
+    f.write(b'J' + struct.pack('<i', -1))
+    _int(f, dtype.flags)  # 63 for object, 0 for numbers
+    f.write(b't')
+    f.write(b'b')
+
+
+def _py2_array(f, arr):
+    arr = np.ascontiguousarray(arr)
+    f.write(b'cnumpy.core.multiarray\n_reconstruct\n')
+    f.write(b'cnumpy\nndarray\n')
+    _tuple(f, lambda: _int(f, 0), 1)
+    _py2_str(f, b'b')
+    f.write(b'\x87R')  # TUPLE3, REDUCE
+    f.write(b'(')  # state (1, shape, dtype, False, data)
+    _int(f, 1)
+    _tuple(f, lambda: [_int(f, d) for d in arr.shape], arr.ndim)
+    _py2_dtype(f, arr.dtype)
+    f.write(b'\x89')  # NEWFALSE
+    data = memoryview(arr.reshape(-1)).cast('B')
+    if len(data) < 256:
+        f.write(b'U' + struct.pack('<B', len(data)))
+    else:
+        f.write(b'T' + struct.pack('<i', len(data)))
+    f.write(data)
+    f.write(b't')
+    f.write(b'b')
+
+
+def write_python2_npy(path, weights):
+    """Writes ``{name: [W, b]}`` as Python 2 wrote tensorflow-vgg's vgg19.npy.
+
+    Args:
+      path: destination.
+      weights: ``{name: [W, b]}``; each list item may be an array or a
+        zero-argument callable returning one (called while writing).
+
+    Returns:
+      ``path``.
+    """
+    with open(path, 'wb') as f:
+        npy_format.write_array_header_1_0(
+            f, {'descr': '|O', 'fortran_order': False, 'shape': ()})
+        f.write(b'\x80\x02')  # PROTO 2
+        # np.save's 0-d object array around the dict
+        f.write(b'cnumpy.core.multiarray\n_reconstruct\n')
+        f.write(b'cnumpy\nndarray\n')
+        _tuple(f, lambda: _int(f, 0), 1)
+        _py2_str(f, b'b')
+        f.write(b'\x87R(')
+        _int(f, 1)
+        f.write(b')')
+        _py2_dtype(f, np.dtype(object))
+        f.write(b'\x89')
+        f.write(b']')  # the object array's items: [dict]
+        f.write(b'}(')  # EMPTY_DICT, MARK
+        for name, items in weights.items():
+            _py2_str(f, name)
+            f.write(b'](')  # EMPTY_LIST, MARK
+            for item in items:
+                _py2_array(f, item() if callable(item) else item)
+            f.write(b'e')  # APPENDS
+        f.write(b'u')  # SETITEMS
+        f.write(b'a')  # APPEND the dict to the items list
+        f.write(b't')  # state tuple
+        f.write(b'b')  # BUILD
+        f.write(b'.')
+    return path
+
+
+def write_indexed_npy(path, weights):
+    """tensorflow-vgg's ``save_npy`` output: ``np.save`` of ``{name: {0: W, 1: b}}``."""
+    np.save(path, {name: dict(enumerate(items)) for name, items in weights.items()},
+            allow_pickle=True)
+    return path
+
+
+def full_size_npy(tmp_path_factory, seed=0):
+    """The full-size original-format vgg19.npy (548 MB), written once per session.
+
+    Args:
+      tmp_path_factory: pytest's session fixture.
+      seed: random seed of the weights (:func:`make_layer`).
+
+    Returns:
+      The path (a str).
+    """
+    directory = tmp_path_factory.getbasetemp() / 'vgg_synthetic'
+    directory.mkdir(exist_ok=True)
+    path = directory / ('vgg19_full_seed%d.npy' % seed)
+    if not path.exists():
+        tmp = directory / (path.name + '.partial')
+        layers = {}
+        for name in VGG19_SHAPES:
+            layers[name] = [
+                (lambda n=name, i=i: make_array(n, i, seed)) for i in (0, 1)]
+        write_python2_npy(str(tmp), layers)
+        os.replace(tmp, path)
+    return str(path)

@@ -1,0 +1,500 @@
+"""tensorflow-vgg's VGG19, with a CBAM block after pool5, in graph mode.
+
+One class merges tensorflow-vgg's ``vgg19.Vgg19`` and
+``vgg19_trainable.Vgg19`` (https://github.com/machrisaa/tensorflow-vgg): the
+same layer list, attribute names, variable names, preprocessing and
+``var_dict``/``save_npy``/``get_var_count``, plus the VGG tutorial's patch
+``attention_feature = convolutional_block_attention_module(self.pool5, index=0)``
+feeding fc6.
+
+Weights: ``sess.run(tf.compat.v1.global_variables_initializer())`` alone gives
+the network the file's weights, and no weight enters the GraphDef. Each
+variable's initial value is a ``tf.numpy_function`` that reads that one array
+from the ``.npy`` (parsed safely and lazily by :mod:`vgg_patch.weights`) when
+the initializer runs, into a 64-byte aligned buffer which TensorFlow wraps and
+the resource variable adopts without copying. Building from the 548 MB file
+therefore holds about one copy of the weights. Consequences:
+
+* the GraphDef holds only a py-func token per variable, so a GraphDef or
+  MetaGraph exported to another process cannot re-run those initializers:
+  save a checkpoint (``tf.compat.v1.train.Saver``) or ``save_npy`` instead;
+* the ``.npy`` must stay in place, unchanged, until the initializer has run
+  (a changed file is detected and reported).
+
+NOTE (departures from tensorflow-vgg, each deliberate):
+
+* ``dropout`` is the fraction of units DROPPED (TF2's ``rate``, Keras'
+  ``Dropout(rate)``). tensorflow-vgg passed it to TF1's ``tf.nn.dropout`` as
+  ``keep_prob``; at the default 0.5 both readings agree. Code that passed
+  ``dropout=k`` to tensorflow-vgg meaning keep_prob ``k`` should pass ``1 - k``.
+* ``trainable=False`` makes non-trainable variables rather than
+  ``tf.constant`` weights (constants put 548 MB into the GraphDef).
+* Layers without weights in a file start from He-normal weights (truncated,
+  fan_in) and zero biases, not tensorflow-vgg's N(0, 0.001), with which a
+  19-layer stack trained from scratch gets vanishing activations.
+* A second ``build()`` on one instance is refused: make another ``Vgg19``.
+"""
+import logging
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from vgg_patch import weights as weights_lib
+
+tf1 = tf.compat.v1
+logger = logging.getLogger(__name__)
+
+__all__ = ['Vgg19', 'VGG_MEAN', 'CONV_LAYERS', 'FC_LAYERS', 'ATTENTION_BLOCK_KEY']
+
+#: tensorflow-vgg's BGR mean, subtracted after scaling RGB [0, 1] by 255.
+VGG_MEAN = [103.939, 116.779, 123.68]
+
+#: (name, in_channels, out_channels) of VGG19's sixteen 3x3 convolutions.
+CONV_LAYERS = (
+    ('conv1_1', 3, 64), ('conv1_2', 64, 64),
+    ('conv2_1', 64, 128), ('conv2_2', 128, 128),
+    ('conv3_1', 128, 256), ('conv3_2', 256, 256), ('conv3_3', 256, 256), ('conv3_4', 256, 256),
+    ('conv4_1', 256, 512), ('conv4_2', 512, 512), ('conv4_3', 512, 512), ('conv4_4', 512, 512),
+    ('conv5_1', 512, 512), ('conv5_2', 512, 512), ('conv5_3', 512, 512), ('conv5_4', 512, 512),
+)
+
+#: Names of the fully connected layers.
+FC_LAYERS = ('fc6', 'fc7', 'fc8')
+
+#: Key of the CBAM block's variables in files written by :meth:`Vgg19.save_npy`.
+ATTENTION_BLOCK_KEY = 'cbam_0'
+
+_ATTENTIONS = ('cbam', None)
+_IMAGENET_CLASSES = 1000
+_FC_WIDTH = 4096
+
+
+class Vgg19:
+    """VGG19 (tensorflow-vgg's class) with an optional CBAM block after pool5.
+
+    Usage, exactly as with tensorflow-vgg::
+
+      images = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3])
+      train_mode = tf.compat.v1.placeholder(tf.bool, [])
+      vgg = Vgg19('vgg19.npy')
+      vgg.build(images, train_mode)
+      sess.run(tf.compat.v1.global_variables_initializer())  # the file's weights
+
+    Dropout after relu6 and relu7 runs only when training: when ``train_mode``
+    is fed True, or, with ``train_mode=None``, whenever ``trainable`` is True
+    (tensorflow-vgg's rule: a trainable network built without ``train_mode``
+    always drops; pass ``train_mode`` to infer with it).
+
+    The CBAM block's spatial gate has a batch norm. Its ``is_training`` is
+    ``train_mode`` (or, when ``train_mode`` is None, ``trainable``). In training
+    mode it normalises with batch statistics and puts its moving-average
+    updates into ``tf.compat.v1.GraphKeys.UPDATE_OPS``: run them with each
+    training step (``slim.learning.create_train_op`` does; with a bare
+    optimizer, wrap ``minimize`` in ``tf.control_dependencies(
+    tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS))``),
+    otherwise inference (``train_mode`` False) uses moving averages that never
+    moved.
+
+    Args:
+      vgg19_npy_path: path of a weights ``.npy`` (tensorflow-vgg's original
+        ``vgg19.npy``, tensorflow-vgg's ``save_npy`` output, or this class's
+        ``save_npy`` output), or None for fresh random weights everywhere.
+        The file is parsed (safely, without reading the weights) here; the
+        weights are read when the variables are initialised.
+      trainable: True makes trainable variables; False a frozen network
+        (non-trainable variables, CBAM's batch norm in inference mode unless
+        ``train_mode`` says otherwise).
+      dropout: fraction of units dropped after relu6 and relu7 while
+        training, in [0, 1) (0 disables dropout). See the module NOTE on
+        tensorflow-vgg's keep_prob.
+      attention: 'cbam' (the tutorial's CBAM after pool5: hidden width
+        0.5 * 512, scope 'cbam_0') or None (the unpatched network, computing
+        exactly what tensorflow-vgg computes).
+      num_classes: width of fc8. Other than 1000, fc8 starts fresh (for
+        retraining on new classes) unless the file's fc8 already has this
+        width.
+      include_top: False stops after the attention block (no fc6-fc8), and
+        any input size works.
+
+    Raises:
+      ValueError: an argument is out of range, or the file does not fit the
+        network (:class:`vgg_patch.weights.WeightsFileError`, a ValueError:
+        missing, corrupt, unsafe, missing layers, wrong shapes).
+      TypeError: an argument has the wrong type.
+    """
+
+    def __init__(self, vgg19_npy_path=None, trainable=True, dropout=0.5,
+                 attention='cbam', num_classes=1000, include_top=True):
+        if not isinstance(trainable, bool):
+            raise TypeError('trainable must be a bool, got %r' % (trainable,))
+        if not isinstance(include_top, bool):
+            raise TypeError('include_top must be a bool, got %r' % (include_top,))
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)):
+            raise TypeError('dropout must be a number in [0, 1) (the fraction dropped), '
+                            'got %r' % (dropout,))
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError('dropout must be in [0, 1) (the fraction of units dropped), '
+                             'got %r' % (dropout,))
+        if attention not in _ATTENTIONS:
+            raise ValueError("attention must be 'cbam' or None, got %r" % (attention,))
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+            raise TypeError('num_classes must be a positive int, got %r' % (num_classes,))
+        if num_classes < 1:
+            raise ValueError('num_classes must be a positive int, got %r' % (num_classes,))
+        if vgg19_npy_path is not None and not isinstance(vgg19_npy_path, (str, os.PathLike)):
+            raise TypeError('vgg19_npy_path must be a path or None, got %r' % (vgg19_npy_path,))
+
+        self.vgg19_npy_path = (None if vgg19_npy_path is None
+                               else os.fspath(vgg19_npy_path))
+        self.trainable = trainable
+        self.dropout = float(dropout)
+        self.attention = attention
+        self.num_classes = int(num_classes)
+        self.include_top = include_top
+        self.var_dict = {}
+        self._fc8_from_file = True
+        self._weights = (None if vgg19_npy_path is None
+                         else weights_lib.WeightsFile(self.vgg19_npy_path))
+        if self._weights is not None:
+            self._check_file()
+        self._built = False
+        self._graph = None
+        for name, _, _ in CONV_LAYERS:
+            setattr(self, name, None)
+        for i in range(1, 6):
+            setattr(self, 'pool%d' % i, None)
+        self.attention_output = None
+        self.attention_map = None
+        self.fc6 = self.relu6 = self.fc7 = self.relu7 = self.fc8 = self.prob = None
+
+    # ------------------------------------------------------------------
+    # File checks (before any op exists)
+    # ------------------------------------------------------------------
+    def _check_file(self):
+        wf = self._weights
+        for name, cin, cout in CONV_LAYERS:
+            wf.array(name, 0, (3, 3, cin, cout))
+            wf.array(name, 1, (cout,))
+        if self.include_top:
+            fc6 = wf.layers.get('fc6', {}).get(0)
+            # fc6's input width follows the input size; build() checks it against the input.
+            wf.array('fc6', 0, (fc6.shape[0], _FC_WIDTH)
+                     if fc6 is not None and len(fc6.shape) == 2 and fc6.shape[0] % 512 == 0
+                     else (7 * 7 * 512, _FC_WIDTH))
+            wf.array('fc6', 1, (_FC_WIDTH,))
+            wf.array('fc7', 0, (_FC_WIDTH, _FC_WIDTH))
+            wf.array('fc7', 1, (_FC_WIDTH,))
+            self._fc8_from_file = self._fc8_in_file()
+        if self.attention is not None and ATTENTION_BLOCK_KEY not in wf.blocks:
+            logger.info('%s holds no attention weights: the CBAM block (%s) starts fresh',
+                        wf.path, ATTENTION_BLOCK_KEY)
+        if self.attention is None and wf.blocks:
+            logger.info('%s holds attention weights (%s) that attention=None does not use',
+                        wf.path, ', '.join(sorted(wf.blocks)))
+        logger.info('%s: %s format, %d layers', wf.path, wf.format, len(wf.layers))
+
+    def _fc8_in_file(self):
+        """True if fc8 comes from the file; False if it starts fresh (new classes)."""
+        wf = self._weights
+        if 'fc8' not in wf.layers or 0 not in wf.layers['fc8']:
+            wf.array('fc8', 0, (_FC_WIDTH, self.num_classes))  # raises: missing
+        found = tuple(wf.layers['fc8'][0].shape)
+        if (self.num_classes != _IMAGENET_CLASSES
+                and found == (_FC_WIDTH, _IMAGENET_CLASSES)):
+            logger.info('%s: fc8 has %d classes; num_classes=%d, so fc8 starts fresh '
+                        'for retraining', wf.path, _IMAGENET_CLASSES, self.num_classes)
+            return False
+        wf.array('fc8', 0, (_FC_WIDTH, self.num_classes))
+        wf.array('fc8', 1, (self.num_classes,))
+        return True
+
+    # ------------------------------------------------------------------
+    # Building
+    # ------------------------------------------------------------------
+    def build(self, rgb, train_mode=None):
+        """Builds the network on ``rgb``.
+
+        Preprocessing is tensorflow-vgg's: ``rgb * 255``, RGB -> BGR, minus
+        :data:`VGG_MEAN`.
+
+        Args:
+          rgb: float32 tensor [batch, height, width, 3], RGB in [0, 1]. With
+            ``include_top`` the fully connected layers need the height and
+            width the weights were made for (224 x 224 for ImageNet files;
+            any static size with fresh weights).
+          train_mode: None, a Python bool, or a scalar bool tensor (e.g. a
+            placeholder): switches dropout and CBAM's batch norm to training.
+
+        Raises:
+          ValueError: build was already called; rgb is not [N, H, W, 3]; the
+            input size does not fit fc6.
+          TypeError: rgb is not float32; train_mode is not None, a bool or a
+            bool tensor.
+        """
+        if self._built:
+            raise ValueError('Vgg19.build was already called on this instance; '
+                             'create another Vgg19 for another network')
+        rgb = _check_rgb(rgb)
+        is_training = _check_train_mode(train_mode, self.trainable)
+        self._graph = rgb.graph
+
+        rgb_scaled = rgb * 255.0
+        red, green, blue = tf.split(axis=3, num_or_size_splits=3, value=rgb_scaled)
+        bgr = tf.concat(axis=3, values=[blue - VGG_MEAN[0],
+                                        green - VGG_MEAN[1],
+                                        red - VGG_MEAN[2]])
+
+        net = bgr
+        for block in range(1, 6):
+            for name, cin, cout in CONV_LAYERS:
+                if name.startswith('conv%d_' % block):
+                    net = self.conv_layer(net, cin, cout, name)
+                    setattr(self, name, net)
+            net = self.max_pool(net, 'pool%d' % block)
+            setattr(self, 'pool%d' % block, net)
+
+        if self.attention == 'cbam':
+            self.attention_output = self._cbam(self.pool5, is_training)
+        else:
+            self.attention_output = self.pool5
+            self.attention_map = None
+        self._built = True
+        if not self.include_top:
+            return
+
+        in_size = self._fc6_input_size(rgb)
+        self.fc6 = self.fc_layer(self.attention_output, in_size, _FC_WIDTH, 'fc6')
+        self.relu6 = self._dropout(tf.nn.relu(self.fc6), train_mode)
+        self.fc7 = self.fc_layer(self.relu6, _FC_WIDTH, _FC_WIDTH, 'fc7')
+        self.relu7 = self._dropout(tf.nn.relu(self.fc7), train_mode)
+        self.fc8 = self.fc_layer(self.relu7, _FC_WIDTH, self.num_classes, 'fc8')
+        self.prob = tf.nn.softmax(self.fc8, name='prob')
+
+    def _fc6_input_size(self, rgb):
+        """Width of fc6's input, checked against the file's fc6."""
+        shape = self.attention_output.shape
+        if any(d is None for d in shape[1:].as_list()):
+            raise ValueError(
+                'Vgg19.build: the fully connected layers need a static input height '
+                'and width; rgb has shape %s. Give the placeholder its size (224 x 224 '
+                'for ImageNet weights) or use include_top=False' % (rgb.shape,))
+        in_size = int(np.prod(shape[1:].as_list()))
+        if self._weights is not None and 'fc6' in self._weights.layers:
+            expected = int(self._weights.layers['fc6'][0].shape[0])
+            if expected != in_size:
+                side = int(round((expected / 512) ** 0.5)) * 32
+                raise ValueError(
+                    'Vgg19.build: rgb of shape %s gives pool5 %s (%d values) but fc6 in %s '
+                    'takes %d (a %dx%d input); feed [*, %d, %d, 3] images or use '
+                    'include_top=False for other sizes'
+                    % (rgb.shape, shape[1:].as_list(), in_size, self._weights.path,
+                       expected, side, side, side, side))
+        return in_size
+
+    def _dropout(self, x, train_mode):
+        if self.dropout == 0.0:
+            return x
+        if train_mode is None:
+            return tf.nn.dropout(x, rate=self.dropout) if self.trainable else x
+        if isinstance(train_mode, bool):
+            return tf.nn.dropout(x, rate=self.dropout) if train_mode else x
+        return tf.cond(train_mode, lambda: tf.nn.dropout(x, rate=self.dropout),
+                       lambda: tf.identity(x))
+
+    def _cbam(self, x, is_training):
+        # Imported here: slim_attention pulls in tf_slim, which attention=None never needs.
+        import slim_attention  # pylint: disable=import-outside-toplevel
+
+        outer = tf1.get_variable_scope().name
+        block_vars = []
+        from_file = (self._weights is not None
+                     and ATTENTION_BLOCK_KEY in self._weights.blocks)
+
+        def block_getter(getter, name, *args, **kwargs):
+            rel = name[len(outer) + 1:] if outer else name
+            rel = rel.split('/', 1)[1] if '/' in rel else rel
+            if from_file:
+                shape = kwargs.get('shape')
+                lazy = self._weights.block_array(ATTENTION_BLOCK_KEY, rel, shape)
+                kwargs['initializer'] = _file_initializer(lazy)
+            var = getter(name, *args, **kwargs)
+            block_vars.append((rel, var))
+            return var
+
+        maps_before = len(tf1.get_collection(slim_attention.ATTENTION_MAPS))
+        with tf1.variable_scope(tf1.get_variable_scope(), custom_getter=block_getter):
+            out = slim_attention.convolutional_block_attention_module(
+                x, index=0, inner_units_ratio=0.5, is_training=is_training,
+                trainable=self.trainable)
+        maps = tf1.get_collection(slim_attention.ATTENTION_MAPS)
+        self.attention_map = maps[-1] if len(maps) > maps_before else None
+        for rel, var in block_vars:
+            self.var_dict[(ATTENTION_BLOCK_KEY, rel)] = var
+        if from_file:
+            unused = set(self._weights.blocks[ATTENTION_BLOCK_KEY]) - {r for r, _ in block_vars}
+            if unused:
+                raise weights_lib.WeightsFileError(
+                    "%s: attention block '%s' has variables the network does not have: %s"
+                    % (self._weights.path, ATTENTION_BLOCK_KEY, ', '.join(sorted(unused))))
+        return out
+
+    def max_pool(self, bottom, name):
+        """2x2 max pooling, stride 2, 'SAME' (tensorflow-vgg's)."""
+        return tf.nn.max_pool2d(bottom, ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1],
+                                padding='SAME', name=name)
+
+    def conv_layer(self, bottom, in_channels, out_channels, name):
+        """3x3 convolution, bias, relu, in variable scope ``name``."""
+        with tf1.variable_scope(name):
+            filt, conv_biases = self.get_conv_var(3, in_channels, out_channels, name)
+            conv = tf.nn.conv2d(bottom, filt, [1, 1, 1, 1], padding='SAME')
+            bias = tf.nn.bias_add(conv, conv_biases)
+            return tf.nn.relu(bias)
+
+    def fc_layer(self, bottom, in_size, out_size, name):
+        """Flatten (NHWC order, as tensorflow-vgg), matmul, bias."""
+        with tf1.variable_scope(name):
+            weights, biases = self.get_fc_var(in_size, out_size, name)
+            x = tf.reshape(bottom, [-1, in_size])
+            return tf.nn.bias_add(tf.matmul(x, weights), biases)
+
+    def get_conv_var(self, filter_size, in_channels, out_channels, name):
+        """Returns ``name/name_filters`` and ``name/name_biases``."""
+        filters = self.get_var([filter_size, filter_size, in_channels, out_channels],
+                               name, 0, name + '_filters')
+        biases = self.get_var([out_channels], name, 1, name + '_biases')
+        return filters, biases
+
+    def get_fc_var(self, in_size, out_size, name):
+        """Returns ``name/name_weights`` and ``name/name_biases``."""
+        weights = self.get_var([in_size, out_size], name, 0, name + '_weights')
+        biases = self.get_var([out_size], name, 1, name + '_biases')
+        return weights, biases
+
+    def get_var(self, shape, name, idx, var_name):
+        """Creates one variable, initialised from the file when it has the layer.
+
+        Args:
+          shape: the variable's shape.
+          name: layer name (the file's key).
+          idx: 0 for weights, 1 for biases.
+          var_name: the variable's name inside the layer's scope.
+
+        Returns:
+          A resource variable, recorded in ``var_dict[(name, idx)]``.
+        """
+        lazy = None
+        if self._weights is not None and (name != 'fc8' or self._fc8_from_file):
+            lazy = self._weights.array(name, idx, shape)
+        if lazy is not None:
+            initial = _file_initializer(lazy)
+        elif idx == 0:
+            scale = 1.0 if name == 'fc8' else 2.0
+            initial = tf1.variance_scaling_initializer(
+                scale=scale, mode='fan_in', distribution='truncated_normal')
+        else:
+            initial = tf1.zeros_initializer()
+        var = tf1.Variable(lambda: initial(shape, dtype=tf.float32), name=var_name,
+                           trainable=self.trainable, dtype=tf.float32, use_resource=True)
+        self.var_dict[(name, idx)] = var
+        return var
+
+    # ------------------------------------------------------------------
+    # tensorflow-vgg's helpers
+    # ------------------------------------------------------------------
+    def get_var_count(self):
+        """Number of values in all variables of ``var_dict`` (CBAM's included)."""
+        count = 0
+        for var in self.var_dict.values():
+            count += int(np.prod(var.shape.as_list()))
+        return count
+
+    def save_npy(self, sess, npy_path='./vgg19-save.npy'):
+        """Writes the variables to ``npy_path``; :class:`Vgg19` loads them back.
+
+        Layout: ``{layer: {0: weights, 1: biases}}`` (tensorflow-vgg's
+        ``save_npy`` layout) plus, with CBAM, ``{'cbam_0': {variable name
+        within the block: array}}`` holding every CBAM variable, batch-norm
+        moving statistics included. ``np.load(npy_path, allow_pickle=True)
+        .item()`` reads it too. Variables are fetched and written one at a
+        time, to a temporary file renamed onto ``npy_path`` at the end.
+
+        Args:
+          sess: a session in which the variables are initialised.
+          npy_path: destination (written as given; no '.npy' is appended).
+
+        Returns:
+          ``npy_path``.
+
+        Raises:
+          ValueError: build was not called, or ``npy_path`` is the file this
+            network initialises from (its initializer reads it lazily).
+          TypeError: sess is not a session.
+        """
+        if not self._built:
+            raise ValueError('Vgg19.save_npy: call build() first')
+        if not isinstance(sess, tf1.Session) and not hasattr(sess, 'run'):
+            raise TypeError('sess must be a tf.compat.v1.Session, got %r' % (sess,))
+        npy_path = os.fspath(npy_path)
+        if (self.vgg19_npy_path is not None and os.path.exists(npy_path)
+                and os.path.samefile(npy_path, self.vgg19_npy_path)):
+            raise ValueError(
+                'Vgg19.save_npy: refusing to overwrite %s, the file this network reads its '
+                'initial weights from; choose another path' % npy_path)
+        tree = {}
+        for (name, idx), var in self.var_dict.items():
+            tree.setdefault(name, {})[idx] = (lambda v=var: sess.run(v))
+        weights_lib.save_weights(npy_path, tree)
+        logger.info('saved %d variables to %s', len(self.var_dict), npy_path)
+        return npy_path
+
+
+def _file_initializer(lazy):
+    """An initializer whose tensor reads ``lazy`` from its file when it runs."""
+
+    def initializer(shape, dtype=tf.float32, partition_info=None):
+        del partition_info
+        if tuple(shape) != tuple(lazy.shape):
+            raise ValueError('initializer for %s asked for shape %s' % (lazy, list(shape)))
+        if tf.as_dtype(dtype) != tf.float32:
+            raise TypeError('weights from %s are float32, variable asked for %s'
+                            % (lazy.path, dtype))
+        value = tf.numpy_function(lazy.read, [], tf.float32, stateful=True,
+                                  name='read_npy')
+        value.set_shape(lazy.shape)
+        return value
+
+    return initializer
+
+
+def _check_rgb(rgb):
+    if isinstance(rgb, (tf.Variable,)) or not isinstance(rgb, tf.Tensor):
+        try:
+            rgb = tf.convert_to_tensor(rgb)
+        except (TypeError, ValueError) as e:
+            raise TypeError('rgb must be a float32 tensor [batch, height, width, 3], '
+                            'got %r (%s)' % (type(rgb).__name__, e)) from None
+    if rgb.dtype != tf.float32:
+        raise TypeError('rgb must be float32 (RGB in [0, 1]), got %s' % rgb.dtype.name)
+    if rgb.shape.rank is not None and (rgb.shape.rank != 4 or rgb.shape[-1] != 3):
+        raise ValueError('rgb must be [batch, height, width, 3], got shape %s' % (rgb.shape,))
+    if rgb.shape.rank is None:
+        raise ValueError('rgb must be [batch, height, width, 3] with a known rank, '
+                         'got an unknown shape')
+    return rgb
+
+
+def _check_train_mode(train_mode, trainable):
+    """Returns CBAM's ``is_training``: train_mode itself, or ``trainable``."""
+    if train_mode is None:
+        return trainable
+    if isinstance(train_mode, bool):
+        return train_mode
+    if isinstance(train_mode, (tf.Tensor, tf.Variable)):
+        if train_mode.dtype != tf.bool or (train_mode.shape.rank not in (0, None)):
+            raise TypeError('train_mode must be a scalar bool tensor, got %s %s'
+                            % (train_mode.dtype.name, train_mode.shape))
+        return train_mode
+    raise TypeError('train_mode must be None, a bool or a scalar bool tensor, got %r'
+                    % (train_mode,))

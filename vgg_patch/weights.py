@@ -1,0 +1,735 @@
+"""Safe, lazy reading and lean writing of tensorflow-vgg's ``vgg19.npy`` files.
+
+tensorflow-vgg reads its weights with
+``np.load(path, encoding='latin1', allow_pickle=True).item()``. The file is a
+``.npy`` holding a pickled dict, and unpickling runs whatever the pickle asks
+for. This module never calls ``np.load(allow_pickle=True)``:
+
+* the ``.npy`` header is parsed with :mod:`numpy.lib.format`;
+* the pickle payload is read by :class:`SafeUnpickler`, a subclass of the
+  pure-Python ``pickle._Unpickler`` whose ``find_class`` allows only NumPy array
+  reconstruction and ``numpy.dtype`` (plus ``_codecs.encode`` for latin-1, which
+  protocol-2 pickles written by Python 3 use for bytes). Everything a weights
+  file needs besides (dict, list, tuple, str, bytes, int, float) is built by
+  pickle opcodes that call no global. Anything else is refused with
+  :class:`WeightsFileError` before it runs;
+* it is lazy: large ``BINSTRING``/``BINBYTES``/``BYTEARRAY8`` payloads are
+  recorded as (file offset, length) and skipped, so parsing a 548 MB file
+  reads a few kilobytes. Each array becomes a :class:`LazyArray` that reads
+  its bytes only when asked (:meth:`LazyArray.read`), straight into one
+  64-byte aligned float32 buffer that TensorFlow adopts without a copy.
+
+Formats understood (see :class:`WeightsFile`):
+
+* the original Python-2 file, ``{'conv1_1': [W, b], ...}``;
+* tensorflow-vgg's ``save_npy`` output, ``{'conv1_1': {0: W, 1: b}, ...}``;
+* this package's ``save_npy`` output: the same ``{name: {0: W, 1: b}}``
+  entries plus one entry per attention block, ``{'cbam_0': {'ChannelAttention/fc1/weights':
+  array, ...}}`` (variable names relative to the block's scope, moving
+  statistics included).
+
+:func:`save_weights` writes such a dict with the standard pickle machinery
+(protocol 5, arrays written from their own memory with no intermediate
+``bytes`` copy), in a layout ``np.load(path, allow_pickle=True).item()`` still
+reads, so tensorflow-vgg code keeps working with the files.
+"""
+import io
+import logging
+import os
+import pickle
+import struct
+import tempfile
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+logger = logging.getLogger(__name__)
+
+__all__ = ['WeightsFileError', 'LazyArray', 'WeightsFile', 'SafeUnpickler',
+           'read_npy_tree', 'load_weights', 'save_weights', 'DOWNLOAD_URL']
+
+#: Where tensorflow-vgg's README links the ``vgg19.npy`` download.
+DOWNLOAD_URL = 'https://github.com/machrisaa/tensorflow-vgg'
+
+#: Payloads at least this large are recorded as file offsets instead of read.
+LAZY_MIN_BYTES = 4096
+
+#: Alignment TensorFlow needs to adopt a NumPy buffer without copying it.
+_ALIGN = 64
+
+#: Chunk used when a stored dtype must be converted to float32.
+_CHUNK_BYTES = 16 << 20
+
+
+class WeightsFileError(ValueError):
+    """A weights file is missing, corrupt, unsafe or does not fit the network."""
+
+
+class _Refused(Exception):
+    """Raised inside the unpickler for a global outside the allow-list."""
+
+    def __init__(self, module, name):
+        super().__init__(module, name)
+        self.module = module
+        self.name = name
+
+
+# --------------------------------------------------------------------------
+# Restricted, lazy unpickling
+# --------------------------------------------------------------------------
+class _LazyBytes:
+    """A payload left in the file: ``length`` bytes at ``offset``."""
+
+    __slots__ = ('offset', 'length')
+
+    def __init__(self, offset, length):
+        self.offset = offset
+        self.length = length
+
+
+class _NdarrayClass:
+    """Stands for ``numpy.ndarray`` in a pickle; calling it is refused."""
+
+    def __repr__(self):
+        return 'numpy.ndarray'
+
+
+_NDARRAY = _NdarrayClass()
+
+
+class _ArrayStub:
+    """What ``numpy.core.multiarray._reconstruct`` builds here: a record, no data.
+
+    ``BUILD`` hands it ndarray's pickled state, which it checks and keeps.
+    """
+
+    def __init__(self):
+        self.shape = None
+        self.dtype = None
+        self.fortran_order = False
+        self.data = None  # bytes, _LazyBytes, or a list (object arrays)
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError('bad ndarray state %r' % (type(state),))
+        if len(state) == 5:
+            state = state[1:]
+        shape, dtype, fortran_order, data = state
+        self._set(shape, dtype, fortran_order, data)
+
+    def _set(self, shape, dtype, fortran_order, data):
+        if (not isinstance(shape, tuple)
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                           for d in shape)):
+            raise pickle.UnpicklingError('bad ndarray shape %r' % (shape,))
+        if not isinstance(dtype, np.dtype):
+            raise pickle.UnpicklingError('bad ndarray dtype %r' % (dtype,))
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if dtype.hasobject:
+            if not isinstance(data, list) or len(data) != count:
+                raise pickle.UnpicklingError('bad object array payload')
+        else:
+            if dtype.fields is not None or dtype.subdtype is not None:
+                raise pickle.UnpicklingError('structured dtype %s' % dtype)
+            if isinstance(data, str):
+                data = data.encode('latin1')  # Python 2 str read as latin-1
+            if isinstance(data, (bytes, bytearray)):
+                length = len(data)
+            elif isinstance(data, _LazyBytes):
+                length = data.length
+            else:
+                raise pickle.UnpicklingError('bad ndarray payload %r' % (type(data),))
+            if length != count * dtype.itemsize:
+                raise pickle.UnpicklingError(
+                    'array payload of %d bytes, expected %d for shape %s %s'
+                    % (length, count * dtype.itemsize, shape, dtype))
+        self.shape = shape
+        self.dtype = dtype
+        self.fortran_order = bool(fortran_order)
+        self.data = data
+
+
+def _reconstruct(cls, shape, dtype_code):
+    """Safe stand-in for ``numpy.core.multiarray._reconstruct``."""
+    del shape, dtype_code  # numpy passes (0,), b'b': placeholders only
+    if cls is not _NDARRAY:
+        raise pickle.UnpicklingError('_reconstruct of %r' % (cls,))
+    return _ArrayStub()
+
+
+def _frombuffer(buf, dtype, shape, order):
+    """Safe stand-in for ``numpy.core.numeric._frombuffer`` (protocol-5 arrays)."""
+    stub = _ArrayStub()
+    if isinstance(buf, pickle.PickleBuffer):
+        buf = bytes(buf)
+    stub._set(tuple(shape), dtype, order == 'F', buf)
+    return stub
+
+
+def _latin1_encode(obj, encoding='utf-8', errors='strict'):
+    """``_codecs.encode`` limited to latin-1 (Python 3's protocol-2 bytes)."""
+    if not isinstance(obj, str) or encoding.replace('-', '').lower() not in (
+            'latin1', 'iso88591'):
+        raise pickle.UnpicklingError('_codecs.encode(%s, %r)' % (type(obj).__name__, encoding))
+    return obj.encode('latin1', errors)
+
+
+_ALLOWED_GLOBALS = {
+    ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): _reconstruct,
+    ('numpy.core.numeric', '_frombuffer'): _frombuffer,
+    ('numpy._core.numeric', '_frombuffer'): _frombuffer,
+    ('numpy', 'ndarray'): _NDARRAY,
+    ('numpy', 'dtype'): np.dtype,
+    ('_codecs', 'encode'): _latin1_encode,
+}
+
+
+class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
+    """Unpickles weights files: NumPy arrays and plain containers only, lazily.
+
+    ``find_class`` is the single gate through which a pickle reaches code; it
+    returns safe stand-ins for NumPy's array reconstruction and ``numpy.dtype``
+    and raises for every other global, so nothing a crafted file names runs.
+    Arrays come back as :class:`_ArrayStub` records whose large payloads stay
+    in the file (see the module docstring); :func:`read_npy_tree` turns them
+    into :class:`LazyArray`.
+
+    Args:
+      file: a binary file object positioned at the pickle's first byte.
+      lazy_min_bytes: payloads at least this large (and outside a protocol-4
+        frame) are recorded as offsets instead of read; None reads everything.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # pylint: disable=protected-access
+
+    def __init__(self, file, lazy_min_bytes=LAZY_MIN_BYTES):
+        super().__init__(file, encoding='latin1')
+        self._source = file
+        self._lazy_min_bytes = lazy_min_bytes
+
+    def find_class(self, module, name):
+        """Returns the allowed stand-in for ``module.name``, else refuses it."""
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise _Refused(module, name) from None
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError('persistent id %r' % (pid,))
+
+    def _payload(self, length):
+        """Reads ``length`` bytes, or records them as a :class:`_LazyBytes`."""
+        frame = self._unframer.current_frame
+        if frame is not None:
+            position = frame.tell()
+            end = frame.seek(0, io.SEEK_END)
+            frame.seek(position)
+            if position < end:  # the payload sits inside a frame: already in memory
+                return self._exact(length)
+            self._unframer.current_frame = None
+        if self._lazy_min_bytes is None or length < self._lazy_min_bytes:
+            return self._exact(length)
+        offset = self._source.tell()
+        end = self._source.seek(offset + length)
+        if end != offset + length or self._source.seek(0, io.SEEK_END) < offset + length:
+            raise EOFError('payload runs past the end of the file')
+        self._source.seek(offset + length)
+        return _LazyBytes(offset, length)
+
+    def _exact(self, length):
+        data = self.read(length)
+        if len(data) != length:
+            raise EOFError('payload runs past the end of the file')
+        return data
+
+    def _length(self, fmt, size):
+        raw = self.read(size)
+        if len(raw) != size:
+            raise EOFError('length runs past the end of the file')
+        (length,) = struct.unpack(fmt, raw)
+        if length < 0:
+            raise pickle.UnpicklingError('negative length')
+        return length
+
+    def load_binstring(self):
+        data = self._payload(self._length('<i', 4))
+        self.append(data if isinstance(data, _LazyBytes) else self._decode_string(data))
+    dispatch[pickle.BINSTRING[0]] = load_binstring
+
+    def load_short_binstring(self):
+        data = self._exact(self._length('<B', 1))
+        self.append(self._decode_string(data))
+    dispatch[pickle.SHORT_BINSTRING[0]] = load_short_binstring
+
+    def load_binbytes(self):
+        self.append(self._payload(self._length('<I', 4)))
+    dispatch[pickle.BINBYTES[0]] = load_binbytes
+
+    def load_short_binbytes(self):
+        self.append(self._exact(self._length('<B', 1)))
+    dispatch[pickle.SHORT_BINBYTES[0]] = load_short_binbytes
+
+    def load_binbytes8(self):
+        self.append(self._payload(self._length('<Q', 8)))
+    dispatch[pickle.BINBYTES8[0]] = load_binbytes8
+
+    def load_bytearray8(self):
+        data = self._payload(self._length('<Q', 8))
+        self.append(data if isinstance(data, _LazyBytes) else bytearray(data))
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+
+# --------------------------------------------------------------------------
+# Lazy arrays
+# --------------------------------------------------------------------------
+def aligned_empty(shape, dtype=np.float32):
+    """An uninitialised C-ordered array whose data is 64-byte aligned.
+
+    TensorFlow wraps such a buffer in a tensor without copying it, and a
+    resource variable's initializer then adopts that tensor's buffer.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+    start = (-raw.ctypes.data) % _ALIGN
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+class LazyArray:
+    """An array inside a weights file, read on demand.
+
+    Attributes:
+      path: the file.
+      shape: the array's shape (tuple).
+      dtype: the dtype stored in the file.
+    """
+
+    def __init__(self, path, stat_key, stub):
+        self.path = path
+        self.shape = stub.shape
+        self.dtype = stub.dtype
+        self._stat_key = stat_key
+        self._fortran = stub.fortran_order
+        self._data = stub.data
+
+    @property
+    def nbytes(self):
+        """Size of the stored payload in bytes."""
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def __repr__(self):
+        return 'LazyArray(%r, shape=%s, dtype=%s)' % (self.path, self.shape, self.dtype)
+
+    def read(self):
+        """Reads the array as float32 into a fresh 64-byte aligned buffer.
+
+        float16/float64 and big-endian payloads are converted chunk by chunk,
+        so at most one float32 copy of the array exists at any time.
+
+        Returns:
+          A C-contiguous float32 ndarray of :attr:`shape`.
+
+        Raises:
+          WeightsFileError: the dtype is not floating point, or the file was
+            changed, truncated or removed since it was parsed.
+        """
+        if self.dtype.kind != 'f':
+            raise WeightsFileError(
+                '%s: an array of shape %s has dtype %s; weights must be floating point'
+                % (self.path, self.shape, self.dtype))
+        out = aligned_empty(self.shape, np.float32)
+        if isinstance(self._data, _LazyBytes):
+            self._read_from_file(out)
+        else:
+            src = np.frombuffer(self._data, dtype=self.dtype)
+            src = src.reshape(self.shape, order='F' if self._fortran else 'C')
+            out[...] = src
+        return out
+
+    def _read_from_file(self, out):
+        try:
+            stat = os.stat(self.path)
+            if _stat_key(stat) != self._stat_key:
+                raise WeightsFileError(
+                    '%s changed since the network was built from it; build the '
+                    'network again (or restore a checkpoint)' % self.path)
+            with open(self.path, 'rb', buffering=0) as f:
+                f.seek(self._data.offset)
+                native = self.dtype == np.dtype('<f4') or self.dtype == np.dtype('=f4')
+                if native and not self._fortran:
+                    _readinto(f, memoryview(out.reshape(-1)).cast('B'), self.path)
+                elif self._fortran:
+                    raw = np.empty(self.shape[::-1], dtype=self.dtype)
+                    _readinto(f, memoryview(raw.reshape(-1)).cast('B'), self.path)
+                    out[...] = raw.T
+                else:
+                    flat = out.reshape(-1)
+                    step = max(1, _CHUNK_BYTES // self.dtype.itemsize)
+                    chunk = np.empty(step, dtype=self.dtype)
+                    for start in range(0, flat.size, step):
+                        part = chunk[:min(step, flat.size - start)]
+                        _readinto(f, memoryview(part).cast('B'), self.path)
+                        flat[start:start + part.size] = part
+        except OSError as e:
+            raise WeightsFileError('%s: cannot read weights (%s); download it again from %s'
+                                   % (self.path, e.strerror or e, DOWNLOAD_URL)) from None
+
+
+def _readinto(f, view, path):
+    done = 0
+    while done < len(view):
+        n = f.readinto(view[done:])
+        if not n:
+            raise WeightsFileError(
+                '%s is truncated (it ended %d bytes early); download it again from %s'
+                % (path, len(view) - done, DOWNLOAD_URL))
+        done += n
+
+
+def _stat_key(stat):
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev)
+
+
+# --------------------------------------------------------------------------
+# Reading a file
+# --------------------------------------------------------------------------
+def _corrupt(path, detail):
+    return WeightsFileError(
+        '%s is truncated or corrupt (%s); download it again from %s'
+        % (path, detail, DOWNLOAD_URL))
+
+
+def read_npy_tree(path):
+    """Safely parses a pickled ``.npy`` file into plain containers of :class:`LazyArray`.
+
+    No array data is read (beyond payloads under 4 KiB). A 0-d object array
+    (what ``np.save`` makes of a dict) is unwrapped, as ``.item()`` would.
+
+    Args:
+      path: the ``.npy`` file.
+
+    Returns:
+      The unpickled object: dicts, lists, tuples, str, bytes, int, float and
+      :class:`LazyArray` leaves.
+
+    Raises:
+      WeightsFileError: the file is missing, unreadable, not a ``.npy``,
+        truncated or corrupt, or its pickle asks for anything beyond NumPy
+        arrays and plain containers (then nothing it names has run).
+    """
+    path = os.fspath(path)
+    try:
+        f = open(path, 'rb')
+    except FileNotFoundError:
+        raise WeightsFileError(
+            '%s: no such weights file; tensorflow-vgg\'s README (%s) links the '
+            'vgg19.npy download' % (path, DOWNLOAD_URL)) from None
+    except OSError as e:
+        raise WeightsFileError('%s: cannot open weights file (%s)'
+                               % (path, e.strerror or e)) from None
+    with f:
+        stat_key = _stat_key(os.fstat(f.fileno()))
+        try:
+            version = npy_format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran_order, dtype = npy_format.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran_order, dtype = npy_format.read_array_header_2_0(f)
+            else:
+                raise ValueError('unsupported .npy version %s' % (version,))
+        except (ValueError, OSError, EOFError, SyntaxError) as e:
+            raise _corrupt(path, 'not a readable .npy header: %s' % str(e).splitlines()[0]) from None
+        if not dtype.hasobject:
+            if dtype.kind == 'f' and stat_key[0] >= f.tell() + int(
+                    np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+                raise WeightsFileError(
+                    '%s holds one %s array of shape %s, not a dict of layers '
+                    "{'conv1_1': [W, b], ...}" % (path, dtype, shape))
+            raise WeightsFileError(
+                '%s holds a %s array of shape %s, not a pickled dict of layers '
+                "{'conv1_1': [W, b], ...}" % (path, dtype, shape))
+        unpickler = SafeUnpickler(f)
+        try:
+            tree = unpickler.load()
+        except _Refused as e:
+            raise WeightsFileError(
+                "%s: refused to unpickle it: it asks for '%s.%s', which a weights "
+                'file never needs (only NumPy arrays and dtypes, dict, list, tuple, '
+                'str, bytes, int and float are allowed); nothing it names was run'
+                % (path, e.module, e.name)) from None
+        except (EOFError, struct.error) as e:
+            raise _corrupt(path, 'the pickle ends early: %s' % (e or 'end of file')) from None
+        except (pickle.UnpicklingError, ValueError, TypeError, AttributeError,
+                IndexError, KeyError, UnicodeDecodeError, MemoryError, OverflowError) as e:
+            raise _corrupt(path, 'bad pickle: %s: %s'
+                           % (type(e).__name__, str(e).splitlines()[0] if str(e) else '')) from None
+    return _resolve(tree, path, stat_key, top=True)
+
+
+def _resolve(obj, path, stat_key, top=False):
+    if isinstance(obj, _ArrayStub):
+        if obj.dtype is None:
+            raise _corrupt(path, 'an array without state')
+        if obj.dtype.hasobject:
+            if top and obj.shape == ():
+                return _resolve(obj.data[0], path, stat_key)
+            raise WeightsFileError('%s: holds an object array of shape %s; weights '
+                                   'must be numeric arrays' % (path, obj.shape))
+        return LazyArray(path, stat_key, obj)
+    if isinstance(obj, dict):
+        return {_resolve(k, path, stat_key): _resolve(v, path, stat_key)
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_resolve(v, path, stat_key) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_resolve(v, path, stat_key) for v in obj)
+    if isinstance(obj, _LazyBytes):
+        raise WeightsFileError('%s: holds a large bare bytes object; expected '
+                               'a dict of arrays' % path)
+    if obj is _NDARRAY or isinstance(obj, np.dtype):
+        raise _corrupt(path, 'a stray %r' % (obj,))
+    return obj
+
+
+class WeightsFile:
+    """A parsed weights file: layers and attention blocks, as :class:`LazyArray`.
+
+    Attributes:
+      path: the file.
+      format: ``'original'`` (``{name: [W, b]}``, tensorflow-vgg's download)
+        or ``'indexed'`` (``{name: {0: W, 1: b}}``, tensorflow-vgg's and this
+        package's ``save_npy``).
+      layers: ``{layer name: {index: LazyArray}}`` (0: weights, 1: biases).
+      blocks: ``{block key: {variable name within the block: LazyArray}}``
+        (attention blocks saved by this package, e.g. ``'cbam_0'``).
+
+    Args:
+      path: the ``.npy`` file.
+
+    Raises:
+      WeightsFileError: see :func:`read_npy_tree`; also when the content is
+        not a dict of layers.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        tree = read_npy_tree(self.path)
+        if not isinstance(tree, dict):
+            raise WeightsFileError(
+                "%s holds a %s, not a dict of layers {'conv1_1': [W, b], ...}"
+                % (self.path, type(tree).__name__))
+        self.layers = {}
+        self.blocks = {}
+        formats = set()
+        for name, value in tree.items():
+            if isinstance(name, bytes):
+                name = name.decode('latin1')
+            if not isinstance(name, str):
+                raise self._not_layers('a key %r that is not a layer name' % (name,))
+            if isinstance(value, (list, tuple)):
+                entries = dict(enumerate(value))
+                formats.add('original')
+            elif isinstance(value, dict) and value and all(
+                    isinstance(k, int) and not isinstance(k, bool) for k in value):
+                entries = dict(value)
+                formats.add('indexed')
+            elif isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+                entries = dict(value)
+                if not all(isinstance(v, LazyArray) for v in entries.values()):
+                    raise self._not_layers("block '%s' holding non-arrays" % name)
+                self.blocks[name] = entries
+                continue
+            else:
+                raise self._not_layers("entry '%s' is a %s" % (name, type(value).__name__))
+            if not all(isinstance(v, LazyArray) for v in entries.values()):
+                raise self._not_layers("layer '%s' holding non-arrays" % name)
+            self.layers[name] = entries
+        if not self.layers:
+            raise self._not_layers('no layers')
+        self.format = 'original' if formats == {'original'} else 'indexed'
+
+    def _not_layers(self, detail):
+        return WeightsFileError(
+            "%s is not a dict of layers {'conv1_1': [W, b], ...}: %s" % (self.path, detail))
+
+    def array(self, layer, index, expected_shape):
+        """Returns layer ``layer``'s array ``index`` (0 weights, 1 biases), shape-checked.
+
+        Args:
+          layer: layer name, e.g. 'conv1_1'.
+          index: 0 for the weights, 1 for the biases.
+          expected_shape: the shape the network needs.
+
+        Returns:
+          A :class:`LazyArray`.
+
+        Raises:
+          WeightsFileError: the layer or the array is missing, or its shape or
+            dtype is not what the network needs.
+        """
+        if layer not in self.layers:
+            raise WeightsFileError(
+                "%s: layer '%s' is missing (the file has %s); is it a VGG19 weights file?"
+                % (self.path, layer, ', '.join(sorted(self.layers)) or 'no layers'))
+        entries = self.layers[layer]
+        if index not in entries:
+            raise WeightsFileError("%s: layer '%s' has no %s (index %d)"
+                                   % (self.path, layer, ('weights', 'biases')[index], index))
+        return self._check(entries[index], "layer '%s' %s" % (layer, ('weights', 'biases')[index]),
+                           expected_shape)
+
+    def block_array(self, block, name, expected_shape):
+        """Returns variable ``name`` of attention block ``block``, shape-checked.
+
+        Raises:
+          WeightsFileError: the variable is missing or has another shape.
+        """
+        entries = self.blocks[block]
+        if name not in entries:
+            raise WeightsFileError(
+                "%s: attention block '%s' has no variable '%s' (it has %s)"
+                % (self.path, block, name, ', '.join(sorted(entries))))
+        return self._check(entries[name], "attention block '%s' variable '%s'" % (block, name),
+                           expected_shape)
+
+    def _check(self, array, what, expected_shape):
+        expected = tuple(int(d) for d in expected_shape)
+        if tuple(array.shape) != expected:
+            raise WeightsFileError('%s: %s has shape %s, expected %s'
+                                   % (self.path, what, list(array.shape), list(expected)))
+        if array.dtype.kind != 'f':
+            raise WeightsFileError('%s: %s has dtype %s, expected floating point'
+                                   % (self.path, what, array.dtype))
+        if array.dtype != np.float32:
+            logger.info('%s: %s is %s; converting to float32', self.path, what, array.dtype)
+        return array
+
+
+def load_weights(path):
+    """Safely reads a whole weights file into memory, like tensorflow-vgg's ``data_dict``.
+
+    The drop-in for ``np.load(path, encoding='latin1', allow_pickle=True).item()``.
+
+    Args:
+      path: the ``.npy`` file.
+
+    Returns:
+      ``{layer: [weights, biases]}`` as float32 arrays, plus
+      ``{block: {variable: array}}`` entries for attention blocks.
+
+    Raises:
+      WeightsFileError: see :class:`WeightsFile`.
+    """
+    wf = WeightsFile(path)
+    out = {name: [entries[i].read() for i in sorted(entries)]
+           for name, entries in wf.layers.items()}
+    for block, entries in wf.blocks.items():
+        out[block] = {name: arr.read() for name, arr in entries.items()}
+    return out
+
+
+# --------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------
+class _ObjectScalar:
+    """Pickles as the 0-d object array ``np.save`` makes of a dict."""
+
+    def __init__(self, item):
+        self.item = item
+
+
+class _WeightsPickler(pickle.Pickler):
+    """Pickles arrays from their own memory (protocol 5, in-band) and fetches lazily.
+
+    Callables among the leaves are called when their turn comes, so with
+    ``fast`` (no memo) only one fetched array is alive at a time.
+    """
+
+    def reducer_override(self, obj):
+        if isinstance(obj, _ObjectScalar):
+            return (_np_reconstruct(), (np.ndarray, (0,), b'b'),
+                    (1, (), np.dtype(object), False, [obj.item]))
+        if isinstance(obj, _Deferred):
+            obj = obj.fetch()
+            if not isinstance(obj, np.ndarray):
+                raise TypeError('a weights callable returned %s, expected an ndarray'
+                                % type(obj).__name__)
+        if isinstance(obj, np.ndarray):
+            arr = np.ascontiguousarray(obj)
+            view = pickle.PickleBuffer(memoryview(arr.reshape(-1)).cast('B').toreadonly())
+            return (_np_reconstruct(), (np.ndarray, (0,), b'b'),
+                    (1, arr.shape, arr.dtype, False, view))
+        return NotImplemented
+
+
+class _Deferred:
+    """A leaf fetched only when the pickler reaches it."""
+
+    def __init__(self, fetch):
+        self.fetch = fetch
+
+
+def _wrap_leaves(obj):
+    if isinstance(obj, dict):
+        return {k: _wrap_leaves(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_wrap_leaves(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return obj
+    if callable(obj):
+        return _Deferred(obj)
+    raise TypeError('weights leaves must be arrays or callables, got %s' % type(obj).__name__)
+
+
+def _np_reconstruct():
+    """NumPy's own ``_reconstruct`` (pickled by name; numpy 1.x and 2.x)."""
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray
+    return multiarray._reconstruct  # pylint: disable=protected-access
+
+
+def save_weights(path, tree):
+    """Writes a weights dict as a pickled ``.npy``, atomically and lean.
+
+    Leaves may be arrays or zero-argument callables returning arrays (called
+    one at a time while writing, so only one is in memory at once). The file
+    is written next to ``path`` and renamed onto it at the end, so a failure
+    leaves any existing file untouched. ``np.load(path, allow_pickle=True).item()``
+    reads the result (Python 3.8+), and so does :class:`WeightsFile`.
+
+    Args:
+      path: destination; written exactly as given (no '.npy' is appended).
+      tree: ``{name: {0: W, 1: b}}`` and ``{block: {variable: array}}`` entries.
+
+    Returns:
+      ``path``.
+
+    Raises:
+      TypeError: tree is not a dict.
+      OSError: the destination cannot be written.
+    """
+    if not isinstance(tree, dict):
+        raise TypeError('tree must be a dict of layers, got %s' % type(tree).__name__)
+    _wrap_leaves(tree)  # type check before any file exists
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp',
+                               dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            npy_format.write_array_header_1_0(
+                f, {'descr': '|O', 'fortran_order': False, 'shape': ()})
+            pickler = _WeightsPickler(f, protocol=5)
+            pickler.fast = True  # no memo: each fetched array is freed once written
+            pickler.dump(_ObjectScalar(_wrap_leaves(tree)))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
