@@ -252,6 +252,24 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
             raise pickle.UnpicklingError('negative length')
         return length
 
+    def _line(self):
+        line = self.readline()
+        if not line.endswith(b'\n'):
+            raise EOFError('a global name runs past the end of the file')
+        return line[:-1].decode('utf-8')
+
+    def load_global(self):
+        module = self._line()
+        name = self._line()
+        self.append(self.find_class(module, name))
+    dispatch[pickle.GLOBAL[0]] = load_global
+
+    def load_inst(self):
+        module = self._line()
+        name = self._line()
+        self._instantiate(self.find_class(module, name), self.pop_mark())
+    dispatch[pickle.INST[0]] = load_inst
+
     def load_binstring(self):
         data = self._payload(self._length('<i', 4))
         self.append(data if isinstance(data, _LazyBytes) else self._decode_string(data))
@@ -441,11 +459,6 @@ def read_npy_tree(path):
         except (ValueError, OSError, EOFError, SyntaxError) as e:
             raise _corrupt(path, 'not a readable .npy header: %s' % str(e).splitlines()[0]) from None
         if not dtype.hasobject:
-            if dtype.kind == 'f' and stat_key[0] >= f.tell() + int(
-                    np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-                raise WeightsFileError(
-                    '%s holds one %s array of shape %s, not a dict of layers '
-                    "{'conv1_1': [W, b], ...}" % (path, dtype, shape))
             raise WeightsFileError(
                 '%s holds a %s array of shape %s, not a pickled dict of layers '
                 "{'conv1_1': [W, b], ...}" % (path, dtype, shape))
@@ -596,7 +609,7 @@ class WeightsFile:
     def _check(self, array, what, expected_shape):
         expected = tuple(int(d) for d in expected_shape)
         if tuple(array.shape) != expected:
-            raise WeightsFileError('%s: %s has shape %s, expected %s'
+            raise WeightsFileError('%s: wrong shape for %s: found %s, expected %s'
                                    % (self.path, what, list(array.shape), list(expected)))
         if array.dtype.kind != 'f':
             raise WeightsFileError('%s: %s has dtype %s, expected floating point'

@@ -1,0 +1,273 @@
+"""vgg_patch.weights: safe, lazy npy parsing, the three formats, bad files, writing."""
+import io
+import os
+import pickle
+import pickletools
+
+import numpy as np
+import pytest
+from numpy.lib import format as npy_format
+
+from vgg_patch import weights as wl
+from vgg_patch.weights import WeightsFile, WeightsFileError
+
+from vgg_fixtures import (VGG19_SHAPES, make_layer, write_indexed_npy,
+                          write_python2_npy)
+
+SMALL_SHAPES = {'conv1_1': ((3, 3, 3, 64), (64,)), 'fc8': ((64, 10), (10,)),
+                'tiny': ((2, 2), (3,))}
+
+
+def _small():
+    return {name: make_layer(name, seed=3, shapes=SMALL_SHAPES) for name in SMALL_SHAPES}
+
+
+def _opcodes(path):
+    with open(path, 'rb') as f:
+        npy_format.read_magic(f)
+        npy_format.read_array_header_1_0(f)
+        return [(op.name, arg) for op, arg, _ in pickletools.genops(f)]
+
+
+def _object_npy(path, pickle_bytes):
+    """A .npy whose header says 'pickled object' followed by ``pickle_bytes``."""
+    with open(path, 'wb') as f:
+        npy_format.write_array_header_1_0(
+            f, {'descr': '|O', 'fortran_order': False, 'shape': ()})
+        f.write(pickle_bytes)
+    return str(path)
+
+
+# --------------------------------------------------------------------------
+# Formats
+# --------------------------------------------------------------------------
+def test_python2_file_is_really_python2_pickle_and_loads(tmp_path):
+    weights = _small()
+    path = write_python2_npy(str(tmp_path / 'py2.npy'), weights)
+    ops = _opcodes(path)
+    names = {name for name, _ in ops}
+    assert ops[0] == ('PROTO', 2)
+    assert 'BINSTRING' in names and 'SHORT_BINSTRING' in names
+    assert not names & {'BINUNICODE', 'SHORT_BINUNICODE', 'BINBYTES', 'SHORT_BINBYTES',
+                        'FRAME', 'STACK_GLOBAL'}
+    # str keys: the layer names are SHORT_BINSTRINGs
+    assert {arg for name, arg in ops if name == 'SHORT_BINSTRING'} >= set(weights)
+    # NumPy itself reads it the way tensorflow-vgg does
+    ref = np.load(path, encoding='latin1', allow_pickle=True).item()
+    for name in weights:
+        for a, b in zip(ref[name], weights[name]):
+            np.testing.assert_array_equal(a, b)
+
+    wf = WeightsFile(path)
+    assert wf.format == 'original'
+    assert set(wf.layers) == set(weights) and not wf.blocks
+    for name, (w, b) in weights.items():
+        assert wf.layers[name][0].shape == w.shape
+        np.testing.assert_array_equal(wf.layers[name][0].read(), w)
+        np.testing.assert_array_equal(wf.layers[name][1].read(), b)
+    assert wl.load_weights(path).keys() == weights.keys()
+
+
+def test_tensorflow_vgg_save_npy_format_loads(tmp_path):
+    weights = _small()
+    path = write_indexed_npy(str(tmp_path / 'tfvgg.npy'), weights)
+    wf = WeightsFile(path)
+    assert wf.format == 'indexed'
+    for name, (w, b) in weights.items():
+        np.testing.assert_array_equal(wf.array(name, 0, w.shape).read(), w)
+        np.testing.assert_array_equal(wf.array(name, 1, b.shape).read(), b)
+
+
+def test_parsing_is_lazy_and_reads_each_array_on_demand(tmp_path):
+    weights = _small()
+    path = write_python2_npy(str(tmp_path / 'py2.npy'), weights)
+    wf = WeightsFile(path)
+    big = wf.layers['conv1_1'][0]
+    assert big.nbytes >= wl.LAZY_MIN_BYTES
+    # the payload was not read: it is still only a (offset, length) record
+    assert isinstance(big._data, wl._LazyBytes)  # pylint: disable=protected-access
+    out = big.read()
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert out.ctypes.data % 64 == 0  # TF adopts 64-byte aligned buffers without a copy
+    np.testing.assert_array_equal(out, weights['conv1_1'][0])
+
+
+def test_float64_float16_big_endian_and_fortran_are_converted(tmp_path):
+    rng = np.random.default_rng(0)
+    big64 = rng.standard_normal((3000, 1000))  # 24 MB: several conversion chunks
+    arrays = {
+        'f64': {0: big64, 1: np.arange(5, dtype=np.float64)},
+        'f16': {0: np.arange(6, dtype=np.float16).reshape(2, 3)},
+        'be': {0: np.arange(7000, dtype='>f4')},
+        'fortran': {0: np.asfortranarray(rng.standard_normal((70, 30)).astype(np.float32))},
+    }
+    path = str(tmp_path / 'mixed.npy')
+    np.save(path, arrays, allow_pickle=True)
+    wf = WeightsFile(path)
+    for name, entries in arrays.items():
+        for idx, ref in entries.items():
+            got = wf.array(name, idx, ref.shape).read()
+            assert got.dtype == np.float32 and got.flags.c_contiguous
+            np.testing.assert_array_equal(got, ref.astype(np.float32))
+
+
+def test_save_weights_round_trip_np_load_and_atomic(tmp_path):
+    weights = _small()
+    tree = {name: {0: w, 1: (lambda b=b: b)} for name, (w, b) in weights.items()}
+    tree['cbam_0'] = {'ChannelAttention/fc1/weights': np.ones((4, 2), np.float32)}
+    path = str(tmp_path / 'own.npy')
+    assert wl.save_weights(path, tree) == path
+    assert sorted(os.listdir(tmp_path)) == ['own.npy']  # no temporary left behind
+    ref = np.load(path, allow_pickle=True).item()  # tensorflow-vgg can read it
+    np.testing.assert_array_equal(ref['conv1_1'][1], weights['conv1_1'][1])
+    wf = WeightsFile(path)
+    assert set(wf.layers) == set(weights)
+    assert set(wf.blocks) == {'cbam_0'}
+    np.testing.assert_array_equal(
+        wf.block_array('cbam_0', 'ChannelAttention/fc1/weights', (4, 2)).read(),
+        np.ones((4, 2)))
+    np.testing.assert_array_equal(wf.layers['fc8'][0].read(), weights['fc8'][0])
+    # a failing write leaves the existing file untouched
+    before = open(path, 'rb').read()
+
+    def boom():
+        raise RuntimeError('fetch failed')
+
+    with pytest.raises(RuntimeError, match='fetch failed'):
+        wl.save_weights(path, {'conv1_1': {0: boom}})
+    assert open(path, 'rb').read() == before
+    assert sorted(os.listdir(tmp_path)) == ['own.npy']
+    with pytest.raises(TypeError, match='arrays or callables'):
+        wl.save_weights(path, {'conv1_1': {0: 'not an array'}})
+
+
+def test_file_changed_after_parsing_is_reported(tmp_path):
+    path = write_python2_npy(str(tmp_path / 'w.npy'), _small())
+    wf = WeightsFile(path)
+    with open(path, 'r+b') as f:  # cut it short after parsing
+        f.truncate(os.path.getsize(path) - 100)
+    with pytest.raises(WeightsFileError, match='changed since the network was built'):
+        wf.layers['conv1_1'][0].read()
+
+
+# --------------------------------------------------------------------------
+# Safety
+# --------------------------------------------------------------------------
+def _system_pickle(target, module=b'os'):
+    return (b'\x80\x02c' + module + b'\nsystem\n(U' + bytes([len(b'touch ' + target)])
+            + b'touch ' + target + b'tR.')
+
+
+def test_crafted_pickle_is_refused_and_does_not_run(tmp_path):
+    target = tmp_path / 'pwned'
+    path = _object_npy(tmp_path / 'evil.npy', _system_pickle(str(target).encode()))
+    with pytest.raises(WeightsFileError) as info:
+        WeightsFile(path)
+    message = str(info.value)
+    assert path in message and "'os.system'" in message and 'nothing' in message
+    assert '\n' not in message
+    assert not target.exists()
+    # the same file does run its command under np.load(allow_pickle=True)
+    np.load(path, allow_pickle=True)
+    assert target.exists()
+
+
+@pytest.mark.parametrize('payload, refused', [
+    # hidden inside a layer list, after a valid key
+    (b'\x80\x02}(U\x07conv1_1](cposix\nsystem\n(U\x04trueR' + b'tRe' + b'u.', 'posix.system'),
+    (b'\x80\x02cbuiltins\neval\n(U\x041+1tR.', 'builtins.eval'),
+    (b'\x80\x02cnumpy\nload\n(U\x01xtR.', 'numpy.load'),
+    (b'\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x8c\x04exec\x93.',
+     'builtins.exec'),
+])
+def test_every_other_global_is_refused(tmp_path, payload, refused):
+    path = _object_npy(tmp_path / 'evil.npy', payload)
+    with pytest.raises(WeightsFileError, match=r"refused.*'%s'" % refused.replace('.', r'\.')):
+        WeightsFile(path)
+
+
+def test_array_reconstruction_cannot_be_abused(tmp_path):
+    # _reconstruct applied to something other than numpy.ndarray
+    payload = (b'\x80\x02cnumpy.core.multiarray\n_reconstruct\n(U\x01aK\x00\x85U\x01btR.')
+    with pytest.raises(WeightsFileError, match='truncated or corrupt'):
+        WeightsFile(_object_npy(tmp_path / 'a.npy', payload))
+    # numpy.ndarray itself is not callable here
+    payload = b'\x80\x02cnumpy\nndarray\n(K\x03\x85tR.'
+    with pytest.raises(WeightsFileError, match='truncated or corrupt'):
+        WeightsFile(_object_npy(tmp_path / 'b.npy', payload))
+
+
+# --------------------------------------------------------------------------
+# Bad files
+# --------------------------------------------------------------------------
+def test_missing_file_points_to_the_download(tmp_path):
+    path = str(tmp_path / 'vgg19.npy')
+    with pytest.raises(WeightsFileError) as info:
+        WeightsFile(path)
+    message = str(info.value)
+    assert path in message and 'https://github.com/machrisaa/tensorflow-vgg' in message
+    assert 'download' in message and '\n' not in message
+
+
+def test_truncated_files_say_download_again(tmp_path):
+    full = open(write_python2_npy(str(tmp_path / 'full.npy'), _small()), 'rb').read()
+    for cut in (5, 60, 140, len(full) // 3, len(full) // 2, len(full) - 40, len(full) - 1):
+        path = tmp_path / ('cut%d.npy' % cut)
+        path.write_bytes(full[:cut])
+        with pytest.raises(WeightsFileError) as info:
+            WeightsFile(str(path))
+        message = str(info.value)
+        assert str(path) in message and 'download it again' in message, (cut, message)
+        assert '\n' not in message
+
+
+def test_corrupt_payload_says_download_again(tmp_path):
+    full = bytearray(open(write_python2_npy(str(tmp_path / 'f.npy'), _small()), 'rb').read())
+    start = full.index(b'\x80\x02')
+    full[start + 2:start + 40] = os.urandom(38).replace(b'c', b'x').replace(b'i', b'x')
+    path = tmp_path / 'corrupt.npy'
+    path.write_bytes(bytes(full))
+    with pytest.raises(WeightsFileError, match='truncated or corrupt.*download it again'):
+        WeightsFile(str(path))
+    path.write_bytes(b'PK\x03\x04 this is a zip, not an npy')
+    with pytest.raises(WeightsFileError, match='not a readable .npy header'):
+        WeightsFile(str(path))
+
+
+def test_not_a_dict_of_layers(tmp_path):
+    path = str(tmp_path / 'array.npy')
+    np.save(path, np.zeros((3, 4), np.float32))
+    with pytest.raises(WeightsFileError, match=r'float32 array of shape \(3, 4\).*not a'):
+        WeightsFile(path)
+    np.save(path, np.array(['x', None], dtype=object), allow_pickle=True)  # not a dict
+    with pytest.raises(WeightsFileError, match='object array'):
+        WeightsFile(path)
+    np.save(path, {'conv1_1': 'weights'}, allow_pickle=True)
+    with pytest.raises(WeightsFileError, match="not a dict of layers.*'conv1_1' is a str"):
+        WeightsFile(path)
+    np.save(path, {'conv1_1': [np.zeros(3, np.int32)]}, allow_pickle=True)
+    with pytest.raises(WeightsFileError, match='int32, expected floating point'):
+        WeightsFile(path).array('conv1_1', 0, (3,))
+
+
+def test_missing_layer_and_wrong_shape_messages(tmp_path):
+    path = write_indexed_npy(str(tmp_path / 'w.npy'), _small())
+    wf = WeightsFile(path)
+    with pytest.raises(WeightsFileError) as info:
+        wf.array('conv3_2', 0, VGG19_SHAPES['conv3_2'][0])
+    message = str(info.value)
+    assert path in message and "layer 'conv3_2' is missing" in message and '\n' not in message
+    with pytest.raises(WeightsFileError) as info:
+        wf.array('conv1_1', 0, (3, 3, 3, 32))
+    message = str(info.value)
+    assert ("wrong shape for layer 'conv1_1' weights: found [3, 3, 3, 64], "
+            "expected [3, 3, 3, 32]" in message and path in message)
+
+
+def test_unpickler_refuses_persistent_ids_and_stays_restricted():
+    data = pickle.dumps({'a': 1}, protocol=2)
+    assert wl.SafeUnpickler(io.BytesIO(data)).load() == {'a': 1}
+    with pytest.raises(pickle.UnpicklingError):
+        wl.SafeUnpickler(io.BytesIO(b'\x80\x02U\x01xQ.')).load()  # BINPERSID
+    with pytest.raises(wl._Refused):  # pylint: disable=protected-access
+        wl.SafeUnpickler(io.BytesIO(pickle.dumps(os.getcwd, protocol=2))).load()
