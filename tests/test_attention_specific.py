@@ -365,3 +365,45 @@ def test_public_names():
         'efficient_channel_attention', 'get_attention_fn', 'global_context',
         'non_local_block', 'spatial_attention', 'squeeze_and_excitation'}
     assert slim.ATTENTION_MAPS == 'attention_maps'
+
+
+# ------------------------------------------------------------- signature
+SLIM_TAIL = ['weights_initializer', 'weights_regularizer', 'biases_initializer',
+             'biases_regularizer', 'reuse', 'variables_collections',
+             'outputs_collections', 'trainable', 'data_format', 'scope']
+
+
+@pytest.mark.parametrize('case', CASES, ids=CASE_IDS)
+def test_slim_signature(case):
+    import inspect
+    params = list(inspect.signature(case.fn).parameters.values())
+    assert params[0].name == 'inputs'
+    assert [p.name for p in params[-len(SLIM_TAIL):]] == SLIM_TAIL
+    assert all(p.default is not inspect.Parameter.empty for p in params[1:])
+    assert slim.has_arg_scope(case.fn)
+    assert case.fn.__doc__ and 'Raises:' in case.fn.__doc__
+
+
+# ------------------------------------------------------ official init
+@pytest.mark.parametrize('build,name,check', [
+    # PyTorch default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    (lambda x: slim.squeeze_and_excitation(x, reduction_ratio=1),
+     'SqueezeExcitation/fc1/weights',
+     lambda w: abs(np.abs(w).max() - 1 / 16) < 1e-3 and abs(w.std() - 1 / np.sqrt(3 * 256)) < 2e-3),
+    (lambda x: slim.efficient_channel_attention(x, kernel_size=9), 'ECA/conv/weights',
+     lambda w: np.abs(w).max() <= 1 / 3 and np.abs(w).max() > 0),
+    # non-local: N(0, 0.01)
+    (slim.non_local_block, 'NonLocal/theta/weights', lambda w: abs(w.std() - 0.01) < 1e-3),
+    # GC conv_mask: He-normal fan_in, std sqrt(2 / C)
+    (slim.global_context, 'GlobalContext/conv_mask/weights',
+     lambda w: abs(w.std() - np.sqrt(2 / 256)) < 0.03),
+    (slim.global_context, 'GlobalContext/channel_add/conv2/weights', lambda w: not w.any()),
+    (slim.non_local_block, 'NonLocal/BatchNorm/gamma', lambda w: not w.any()),
+    (slim.non_local_block, 'NonLocal/theta/biases', lambda w: not w.any()),
+])
+def test_official_initialisation(graph, build, name, check):
+    tf1.set_random_seed(0)
+    build(cases.placeholder((None, None, None, 256)))
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        assert check(sess.run(_var(name)))
