@@ -335,3 +335,28 @@ def test_argument_validation(graph):
     vgg.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]))
     with pytest.raises(ValueError, match='already called'):
         vgg.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]))
+
+
+def test_checkpoint_restores_without_the_initializer(tmp_path):
+    """A Saver checkpoint is the way to move a network built from an npy elsewhere."""
+    layers = {name: [make_array(name, 0), make_array(name, 1)]
+              for name in VGG19_SHAPES if name.startswith('conv')}
+    npy = write_python2_npy(str(tmp_path / 'conv.npy'), layers)
+    images = _images(1, 32, seed=2)
+    with tf.Graph().as_default():
+        rgb = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        vgg = Vgg19(npy, include_top=False)
+        vgg.build(rgb, train_mode=False)
+        saver = tf1.train.Saver()
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            expected = sess.run(vgg.attention_output, {rgb: images})
+            checkpoint = saver.save(sess, str(tmp_path / 'model.ckpt'))
+    with tf.Graph().as_default():
+        rgb = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        vgg = Vgg19(None, include_top=False)  # fresh: every value comes from the checkpoint
+        vgg.build(rgb, train_mode=False)
+        with tf1.Session() as sess:
+            tf1.train.Saver().restore(sess, checkpoint)
+            np.testing.assert_array_equal(sess.run(vgg.attention_output, {rgb: images}),
+                                          expected)

@@ -29,9 +29,10 @@ NOTE (departures from tensorflow-vgg, each deliberate):
   ``dropout=k`` to tensorflow-vgg meaning keep_prob ``k`` should pass ``1 - k``.
 * ``trainable=False`` makes non-trainable variables rather than
   ``tf.constant`` weights (constants put 548 MB into the GraphDef).
-* Layers without weights in a file start from He-normal weights (truncated,
-  fan_in) and zero biases, not tensorflow-vgg's N(0, 0.001), with which a
-  19-layer stack trained from scratch gets vanishing activations.
+* Layers without weights in a file start from He-uniform weights (fan_in;
+  fc8, the logits, at unit scale) and zero biases, not tensorflow-vgg's
+  N(0, 0.001), with which a 19-layer stack trained from scratch gets
+  vanishing activations.
 * A second ``build()`` on one instance is refused: make another ``Vgg19``.
 """
 import logging
@@ -392,7 +393,7 @@ class Vgg19:
         elif idx == 0:
             scale = 1.0 if name == 'fc8' else 2.0
             initial = tf1.variance_scaling_initializer(
-                scale=scale, mode='fan_in', distribution='truncated_normal')
+                scale=scale, mode='fan_in', distribution='uniform')
         else:
             initial = tf1.zeros_initializer()
         var = tf1.Variable(lambda: initial(shape, dtype=tf.float32), name=var_name,
