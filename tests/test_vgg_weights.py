@@ -195,6 +195,14 @@ def test_array_reconstruction_cannot_be_abused(tmp_path):
     payload = b'\x80\x02cnumpy\nndarray\n(K\x03\x85tR.'
     with pytest.raises(WeightsFileError, match='truncated or corrupt'):
         WeightsFile(_object_npy(tmp_path / 'b.npy', payload))
+    # BUILD cannot rewrite the allowed globals (here: a function's defaults)
+    for target in (b'cnumpy.core.multiarray\n_reconstruct\n', b'c_codecs\nencode\n',
+                   b'cnumpy\nndarray\n', b'cnumpy\ndtype\n'):
+        # target, (None, {'__defaults__': ('x', 'y')}), BUILD
+        payload = (b'\x80\x02' + target + b'N}U\x0c__defaults__U\x01xU\x01y\x86s\x86b.')
+        with pytest.raises(WeightsFileError, match='truncated or corrupt'):
+            WeightsFile(_object_npy(tmp_path / 'c.npy', payload))
+    assert wl._latin1_encode.__defaults__ == ('utf-8', 'strict')  # pylint: disable=protected-access
 
 
 # --------------------------------------------------------------------------

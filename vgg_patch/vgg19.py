@@ -118,6 +118,17 @@ class Vgg19:
       include_top: False stops after the attention block (no fc6-fc8), and
         any input size works.
 
+    Attributes:
+      conv1_1 ... conv5_4, pool1 ... pool5: the layers' outputs (after build).
+      attention_output: CBAM's output, fc6's input (``pool5`` itself when
+        ``attention`` is None).
+      attention_map: CBAM's spatial sigmoid map [N, h, w, 1], or None.
+      fc6, relu6, fc7, relu7, fc8, prob: the classifier (None without
+        ``include_top``); ``fc8`` is the logits, relu6/relu7 are after dropout.
+      var_dict: ``{(layer, 0 | 1): variable}`` as in tensorflow-vgg, plus
+        ``{('cbam_0', name within the block): variable}`` for every CBAM
+        variable (moving statistics included).
+
     Raises:
       ValueError: an argument is out of range, or the file does not fit the
         network (:class:`vgg_patch.weights.WeightsFileError`, a ValueError:
@@ -439,6 +450,7 @@ class Vgg19:
             raise TypeError('sess must be a tf.compat.v1.Session, got %r' % (sess,))
         npy_path = os.fspath(npy_path)
         if (self.vgg19_npy_path is not None and os.path.exists(npy_path)
+                and os.path.exists(self.vgg19_npy_path)
                 and os.path.samefile(npy_path, self.vgg19_npy_path)):
             raise ValueError(
                 'Vgg19.save_npy: refusing to overwrite %s, the file this network reads its '

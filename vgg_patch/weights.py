@@ -77,7 +77,16 @@ class _Refused(Exception):
 # --------------------------------------------------------------------------
 # Restricted, lazy unpickling
 # --------------------------------------------------------------------------
-class _LazyBytes:
+class _Sealed:
+    """Base of every object the unpickler hands out: ``BUILD`` cannot alter it."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError('BUILD on %r' % (self,))
+
+
+class _LazyBytes(_Sealed):
     """A payload left in the file: ``length`` bytes at ``offset``."""
 
     __slots__ = ('offset', 'length')
@@ -87,11 +96,31 @@ class _LazyBytes:
         self.length = length
 
 
-class _NdarrayClass:
+class _NdarrayClass(_Sealed):
     """Stands for ``numpy.ndarray`` in a pickle; calling it is refused."""
+
+    __slots__ = ()
 
     def __repr__(self):
         return 'numpy.ndarray'
+
+
+class _Global(_Sealed):
+    """An allowed global: callable, but sealed against ``BUILD`` and attribute writes."""
+
+    __slots__ = ('_fn',)
+
+    def __init__(self, fn):
+        object.__setattr__(self, '_fn', fn)
+
+    def __call__(self, *args):
+        return self._fn(*args)
+
+    def __setattr__(self, name, value):
+        raise pickle.UnpicklingError('setting %s on %r' % (name, self))
+
+    def __repr__(self):
+        return getattr(self._fn, '__name__', repr(self._fn))
 
 
 _NDARRAY = _NdarrayClass()
@@ -175,13 +204,13 @@ def _latin1_encode(obj, encoding='utf-8', errors='strict'):
 
 
 _ALLOWED_GLOBALS = {
-    ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
-    ('numpy._core.multiarray', '_reconstruct'): _reconstruct,
-    ('numpy.core.numeric', '_frombuffer'): _frombuffer,
-    ('numpy._core.numeric', '_frombuffer'): _frombuffer,
+    ('numpy.core.multiarray', '_reconstruct'): _Global(_reconstruct),
+    ('numpy._core.multiarray', '_reconstruct'): _Global(_reconstruct),
+    ('numpy.core.numeric', '_frombuffer'): _Global(_frombuffer),
+    ('numpy._core.numeric', '_frombuffer'): _Global(_frombuffer),
     ('numpy', 'ndarray'): _NDARRAY,
-    ('numpy', 'dtype'): np.dtype,
-    ('_codecs', 'encode'): _latin1_encode,
+    ('numpy', 'dtype'): _Global(np.dtype),
+    ('_codecs', 'encode'): _Global(_latin1_encode),
 }
 
 
@@ -474,10 +503,14 @@ def read_npy_tree(path):
         except (EOFError, struct.error) as e:
             raise _corrupt(path, 'the pickle ends early: %s' % (e or 'end of file')) from None
         except (pickle.UnpicklingError, ValueError, TypeError, AttributeError,
-                IndexError, KeyError, UnicodeDecodeError, MemoryError, OverflowError) as e:
+                IndexError, KeyError, UnicodeDecodeError, MemoryError, OverflowError,
+                RecursionError) as e:
             raise _corrupt(path, 'bad pickle: %s: %s'
                            % (type(e).__name__, str(e).splitlines()[0] if str(e) else '')) from None
-    return _resolve(tree, path, stat_key, top=True)
+    try:
+        return _resolve(tree, path, stat_key, top=True)
+    except RecursionError:
+        raise _corrupt(path, 'nesting too deep') from None
 
 
 def _resolve(obj, path, stat_key, top=False):
@@ -500,7 +533,7 @@ def _resolve(obj, path, stat_key, top=False):
     if isinstance(obj, _LazyBytes):
         raise WeightsFileError('%s: holds a large bare bytes object; expected '
                                'a dict of arrays' % path)
-    if obj is _NDARRAY or isinstance(obj, np.dtype):
+    if isinstance(obj, (_Sealed, np.dtype)):
         raise _corrupt(path, 'a stray %r' % (obj,))
     return obj
 
