@@ -124,9 +124,7 @@ def check_inputs(inputs, data_format):
         raise ValueError(
             'inputs must have rank 4 (%s), got shape %s (rank %s)'
             % (data_format, shape, shape.rank))
-    channels = shape[channel_axis(data_format)]
-    channels = channels if isinstance(channels, int) or channels is None \
-        else tf.compat.dimension_value(channels)
+    channels = tf.compat.dimension_value(shape[channel_axis(data_format)])
     if channels is None:
         raise ValueError(
             'inputs must have a known number of channels (axis %d in %s), '
