@@ -1,0 +1,139 @@
+"""Case ``build``: building VGG19 from the full-size npy, vgg_patch against
+tensorflow-vgg's ``tf.constant`` approach.
+
+Each variant runs in a fresh process of its own, so its peak resident memory
+(VmHWM) is its alone. ``baseline`` is TensorFlow's own baseline measured the
+same way: the same imports, a graph, a placeholder, a Session and one tiny run,
+but no network. For each network variant:
+
+- graph build s: constructing the graph (for tensorflow-vgg this includes its
+  ``np.load`` of the whole file, which happens in its constructor);
+- initializer s: ``global_variables_initializer()`` (vgg_patch reads the file here);
+- to first output s: from the start of the build to the first ``prob`` of one
+  224x224 image;
+- peak RSS beyond baseline, and its multiple of the file size;
+- GraphDef MB: ``len(graph.as_graph_def().SerializeToString())``.
+"""
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+import harness
+
+_LOG = logging.getLogger("bench")
+
+
+def _session_start():
+    """Imports, graph, placeholder, session, a tiny run: TF's baseline."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import vgg_patch  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    import slim_attention  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    graph = tf.Graph()
+    with graph.as_default():
+        rgb = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3], "rgb")
+        probe = tf.reduce_mean(rgb)
+    sess = tf.compat.v1.Session(graph=graph)
+    sess.run(probe, {rgb: np.zeros((1, 224, 224, 3), np.float32)})
+    return tf, graph, rgb, sess
+
+
+def run_variant(variant, npy):
+    """Measures one variant in this process; returns its row."""
+    tf, graph, rgb, sess = _session_start()
+    row = {"variant": variant}
+    if variant == "baseline":
+        row["peak_bytes"] = harness.peak_rss_bytes()
+        return row
+    image = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
+    t0 = time.perf_counter()
+    with graph.as_default():
+        if variant == "vgg_patch":
+            import vgg_patch  # pylint: disable=import-outside-toplevel
+            vgg = vgg_patch.Vgg19(npy, trainable=True, attention="cbam")
+            vgg.build(rgb, train_mode=False)
+        elif variant == "vgg_patch (attention=None)":
+            import vgg_patch  # pylint: disable=import-outside-toplevel
+            vgg = vgg_patch.Vgg19(npy, trainable=True, attention=None)
+            vgg.build(rgb, train_mode=False)
+        elif variant == "tensorflow-vgg tf.constant":
+            import vgg_ref  # pylint: disable=import-outside-toplevel
+            vgg = vgg_ref.ConstantVgg19(npy)
+            vgg.build(rgb)
+        else:
+            raise ValueError("unknown build variant %r" % variant)
+        init = tf.compat.v1.global_variables_initializer()
+    t_build = time.perf_counter()
+    graph_def_bytes = len(graph.as_graph_def().SerializeToString())
+    t_gd = time.perf_counter()
+    sess.run(init)
+    t_init = time.perf_counter()
+    prob = sess.run(vgg.prob, {rgb: image})
+    t_first = time.perf_counter()
+    row.update({
+        "build_s": t_build - t0,
+        "init_s": t_init - t_gd,
+        # GraphDef serialisation is a measurement, not part of the user's path.
+        "first_s": (t_first - t0) - (t_gd - t_build),
+        "graphdef_bytes": graph_def_bytes,
+        "peak_bytes": harness.peak_rss_bytes(),
+        "prob_sum": float(np.sum(prob)),
+    })
+    return row
+
+
+def run(args):
+    """Runs every variant in its own subprocess; returns the rows."""
+    if args.variant:
+        return {"row": run_variant(args.variant, args.npy)}
+    variants = ["baseline", "vgg_patch", "vgg_patch (attention=None)"]
+    notes = []
+    if args.skip_constant:
+        notes.append("tensorflow-vgg's tf.constant build skipped (--skip-constant)")
+    else:
+        avail = _mem_available()
+        if avail is not None and avail < 11 * 2**30:
+            notes.append("tensorflow-vgg's tf.constant build skipped: only %.1f GiB "
+                         "available (it needs about 9)" % (avail / 2**30))
+        else:
+            variants.append("tensorflow-vgg tf.constant")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.py")
+    file_bytes = os.path.getsize(args.npy)
+    rows = []
+    baseline = None
+    for variant in variants:
+        res, err, _ = harness.run_worker(script, "build",
+                                         ["--variant", variant, "--npy", args.npy])
+        if err:
+            notes.append("%s failed: %s" % (variant, err))
+            continue
+        row = res["row"]
+        if variant == "baseline":
+            baseline = row["peak_bytes"]
+        row["peak_mib"] = harness.mib(row["peak_bytes"])
+        if baseline is not None and variant != "baseline":
+            row["beyond_mib"] = harness.mib(row["peak_bytes"] - baseline)
+            row["x_file"] = (row["peak_bytes"] - baseline) / file_bytes
+        if "graphdef_bytes" in row:
+            row["graphdef_mb"] = row["graphdef_bytes"] / 1e6
+        rows.append(row)
+        _LOG.info("build %s: %s", variant, {k: v for k, v in row.items()
+                                            if not k.endswith("bytes")})
+    return {"rows": rows, "file_mb": file_bytes / 1e6, "notes": notes}
+
+
+def _mem_available():
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run through bench/run.py --only build")
