@@ -307,8 +307,8 @@ def test_bad_files_fail_in_the_constructor(tmp_path):
                    for name in VGG19_SHAPES if name.startswith('conv')
                    and name not in layers})
     write_indexed_npy(path, layers)
-    with pytest.raises(WeightsFileError,
-                       match=r"conv1_2' weights: found \[3, 3, 64, 32\], expected \[3, 3, 64, 64\]"):
+    with pytest.raises(WeightsFileError, match=r"wrong shape for layer 'conv1_2' weights: "
+                       r"found \[3, 3, 64, 32\], expected \[3, 3, 64, 64\]"):
         Vgg19(path)
     with pytest.raises(ValueError, match='no such weights file.*tensorflow-vgg'):
         Vgg19(str(tmp_path / 'vgg19.npy'))

@@ -441,6 +441,11 @@ def _stat_key(stat):
 # --------------------------------------------------------------------------
 # Reading a file
 # --------------------------------------------------------------------------
+def _first_line(error):
+    lines = str(error).splitlines()
+    return lines[0] if lines else ''
+
+
 def _corrupt(path, detail):
     return WeightsFileError(
         '%s is truncated or corrupt (%s); download it again from %s'
@@ -486,7 +491,7 @@ def read_npy_tree(path):
             else:
                 raise ValueError('unsupported .npy version %s' % (version,))
         except (ValueError, OSError, EOFError, SyntaxError) as e:
-            raise _corrupt(path, 'not a readable .npy header: %s' % str(e).splitlines()[0]) from None
+            raise _corrupt(path, 'not a readable .npy header: %s' % _first_line(e)) from None
         if not dtype.hasobject:
             raise WeightsFileError(
                 '%s holds a %s array of shape %s, not a pickled dict of layers '
@@ -505,8 +510,7 @@ def read_npy_tree(path):
         except (pickle.UnpicklingError, ValueError, TypeError, AttributeError,
                 IndexError, KeyError, UnicodeDecodeError, MemoryError, OverflowError,
                 RecursionError) as e:
-            raise _corrupt(path, 'bad pickle: %s: %s'
-                           % (type(e).__name__, str(e).splitlines()[0] if str(e) else '')) from None
+            raise _corrupt(path, 'bad pickle: %s: %s' % (type(e).__name__, _first_line(e))) from None
     try:
         return _resolve(tree, path, stat_key, top=True)
     except RecursionError:
