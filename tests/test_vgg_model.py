@@ -312,6 +312,17 @@ def test_bad_files_fail_in_the_constructor(tmp_path):
         Vgg19(path)
     with pytest.raises(ValueError, match='no such weights file.*tensorflow-vgg'):
         Vgg19(str(tmp_path / 'vgg19.npy'))
+    target = tmp_path / 'ran'
+    evil = tmp_path / 'evil.npy'
+    with open(evil, 'wb') as f:  # a pickled dict whose layer is a call to os.system
+        np.lib.format.write_array_header_1_0(
+            f, {'descr': '|O', 'fortran_order': False, 'shape': ()})
+        command = b'touch ' + str(target).encode()
+        f.write(b'\x80\x02}U\x07conv1_1cos\nsystem\nU' + bytes([len(command)]) + command
+                + b'\x85Rs.')
+    with pytest.raises(WeightsFileError, match="refused.*'os.system'"):
+        Vgg19(str(evil))
+    assert not target.exists()
 
 
 def test_argument_validation(graph):
