@@ -171,7 +171,6 @@ class Vgg19:
         if self._weights is not None:
             self._check_file()
         self._built = False
-        self._graph = None
         for name, _, _ in CONV_LAYERS:
             setattr(self, name, None)
         for i in range(1, 6):
@@ -249,7 +248,6 @@ class Vgg19:
                              'create another Vgg19 for another network')
         rgb = _check_rgb(rgb)
         is_training = _check_train_mode(train_mode, self.trainable)
-        self._graph = rgb.graph
 
         rgb_scaled = rgb * 255.0
         red, green, blue = tf.split(axis=3, num_or_size_splits=3, value=rgb_scaled)
