@@ -249,14 +249,15 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
 
     def _payload(self, length):
         """Reads ``length`` bytes, or records them as a :class:`_LazyBytes`."""
-        frame = self._unframer.current_frame
+        unframer = getattr(self, '_unframer', None)  # pickle.py's protocol-4 frame reader
+        frame = getattr(unframer, 'current_frame', None)
         if frame is not None:
             position = frame.tell()
             end = frame.seek(0, io.SEEK_END)
             frame.seek(position)
             if position < end:  # the payload sits inside a frame: already in memory
                 return self._exact(length)
-            self._unframer.current_frame = None
+            unframer.current_frame = None  # as _Unframer.read does at a frame's end
         if self._lazy_min_bytes is None or length < self._lazy_min_bytes:
             return self._exact(length)
         offset = self._source.tell()
