@@ -90,6 +90,15 @@ def test_parsing_is_lazy_and_reads_each_array_on_demand(tmp_path):
     assert out.dtype == np.float32 and out.flags.c_contiguous
     assert out.ctypes.data % 64 == 0  # TF adopts 64-byte aligned buffers without a copy
     np.testing.assert_array_equal(out, weights['conv1_1'][0])
+    # large payloads stay in the file in every format: np.save's (protocol 4,
+    # outside its frames) and save_weights' (protocol 5) too
+    big = np.arange(300000, dtype=np.float32).reshape(600, 500)
+    for name, writer in (('np.npy', lambda p: np.save(p, {'fc6': {0: big}}, allow_pickle=True)),
+                         ('own.npy', lambda p: wl.save_weights(p, {'fc6': {0: big}}))):
+        writer(str(tmp_path / name))
+        lazy = WeightsFile(str(tmp_path / name)).layers['fc6'][0]
+        assert isinstance(lazy._data, wl._LazyBytes), name  # pylint: disable=protected-access
+        np.testing.assert_array_equal(lazy.read(), big)
 
 
 def test_float64_float16_big_endian_and_fortran_are_converted(tmp_path):
