@@ -182,7 +182,7 @@ def epoch_order(num_examples, seed, epoch):
     return rng.permutation(num_examples).astype(np.int64)
 
 
-def decode_and_resize(path, image_size, training, flip=True):
+def decode_and_resize(path, image_size, training, flip=True, seed=None):
     """Reads one image file and returns a float32 [size, size, 3] RGB in [0, 1].
 
     Training: resize the shorter side to ``image_size * 256/224``, take a random
@@ -194,6 +194,7 @@ def decode_and_resize(path, image_size, training, flip=True):
       image_size: output height and width (Python int).
       training: Python bool, random crop/flip when True.
       flip: Python bool, random left-right flips when training.
+      seed: op-level seed of the random crop and flip (None: unseeded).
 
     Returns:
       A float32 tensor of shape ``[image_size, image_size, 3]``.
@@ -208,9 +209,10 @@ def decode_and_resize(path, image_size, training, flip=True):
     new_size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), image_size)
     image = tf.image.resize(image, new_size, method="bilinear", antialias=True)
     if training:
-        image = tf.image.random_crop(image, [image_size, image_size, 3])
+        image = tf.image.random_crop(image, [image_size, image_size, 3], seed=seed)
         if flip:
-            image = tf.image.random_flip_left_right(image)
+            image = tf.image.random_flip_left_right(
+                image, seed=None if seed is None else seed + 1)
     else:
         top = (new_size[0] - image_size) // 2
         left = (new_size[1] - image_size) // 2
@@ -235,11 +237,13 @@ class ImagePipeline(object):
       training: random crops and flips when True, central crops otherwise.
       flip: random left-right flips when training.
       num_parallel_calls: decode parallelism; default ``tf.data.AUTOTUNE``.
+      seed: op-level seed of the random crops and flips (default 0; the graph
+        seed, ``tf.compat.v1.set_random_seed``, completes it).
       name: name scope of the ops.
     """
 
     def __init__(self, image_size, batch_size, training, flip=True,
-                 num_parallel_calls=None, name="input"):
+                 num_parallel_calls=None, seed=0, name="input"):
         import tensorflow as tf
         if int(image_size) < 1:
             raise ValueError("image_size must be a positive int, got %r" % (image_size,))
@@ -254,7 +258,8 @@ class ImagePipeline(object):
             dataset = tf.data.Dataset.from_tensor_slices((self.paths, self.labels))
 
             def _load(path, label):
-                return decode_and_resize(path, self.image_size, training, flip), label
+                return (decode_and_resize(path, self.image_size, training, flip, seed),
+                        label)
 
             dataset = dataset.map(_load, num_parallel_calls=num_parallel_calls or autotune)
             dataset = dataset.ignore_errors()

@@ -32,7 +32,7 @@ import numpy as np
 from vgg_patch import data as data_lib
 from vgg_patch import train as train_lib
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("vgg_patch.predict")  # also under python -m
 
 PROG = "vgg19-cbam-predict"
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -259,7 +259,7 @@ def main(argv=None):
             try:
                 probs, maps = predict(weights, names, image_size, images,
                                       attention=not args.no_attention)
-            except (OSError, ValueError, TypeError) as err:
+            except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
                 raise UsageError(str(err).splitlines()[0]) from None
         except UsageError as err:
             print("%s: error: %s" % (PROG, err), file=sys.stderr)

@@ -42,7 +42,7 @@ import numpy as np
 from vgg_patch import data as data_lib
 from vgg_patch.progress import ProgressBar
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("vgg_patch.train")  # also under python -m
 
 PROG = "vgg19-cbam-train"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -59,11 +59,11 @@ RUN_FILE = "run.json"
 # CBAM's spatial map still has something to show; flips are off for digits.
 DEMO_SETTINGS = dict(image_size=48, epochs=3, batch_size=32, optimizer="adam",
                      learning_rate=1e-4, weight_decay=0.0, flip=False,
-                     warmup_epochs=0.0)
+                     warmup_epochs=0.0, keep_checkpoints=2)
 # Defaults for one's own data.
 DATA_DEFAULTS = dict(image_size=224, epochs=10, batch_size=32, optimizer="momentum",
                      learning_rate=1e-3, weight_decay=5e-4, flip=True,
-                     warmup_epochs=0.0)
+                     warmup_epochs=0.0, keep_checkpoints=3)
 
 _NAN_TAG = "vgg19-cbam-train: non-finite loss or gradient"
 
@@ -129,8 +129,9 @@ def build_parser():
       help="no random left-right flips (default: flips on; off for the demo)")
     a("--checkpoint-every", type=int, default=500,
       help="save a checkpoint every N steps, besides each epoch end (default 500)")
-    a("--keep-checkpoints", type=int, default=3,
-      help="keep the newest K checkpoints (default 3)")
+    a("--keep-checkpoints", type=int,
+      help="keep the newest K checkpoints (default 3; demo 2). With Adam a VGG19 "
+           "checkpoint is 3x the weights (about 550 MB at 48 px, 1.6 GB at 224 px)")
     a("--summary-every", type=int, default=10,
       help="write training summaries every N steps (default 10)")
     a("--attention-images", type=int, default=4,
@@ -189,6 +190,11 @@ def resolve_config(args):
     if args.weights is not None and not os.path.isfile(args.weights):
         raise UsageError("--weights %r: no such file (tensorflow-vgg's README links "
                          "vgg19.npy)" % args.weights)
+    export = os.path.join(args.train_dir, EXPORT_NAME)
+    if (args.weights is not None and os.path.exists(export)
+            and os.path.samefile(args.weights, export)):
+        raise UsageError("--weights %r is this run's own export, which training "
+                         "overwrites; copy it elsewhere first" % args.weights)
     args.trainable_scopes = [s.strip() for s in (args.trainable_scopes or "").split(",")
                              if s.strip()]
     return args
@@ -368,6 +374,7 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps):
     Raises:
       ValueError, OSError: when the model cannot be built (bad weights file, an
         input size the weights do not allow, unknown trainable scope).
+      TypeError: a bug, not bad input; left to show its traceback.
     """
     import tensorflow as tf
     from vgg_patch import Vgg19
@@ -459,6 +466,9 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps):
         "validation/attention_map", attention_overlay(g.images, g.vgg.attention_map),
         max_outputs=max(1, args.attention_images), collections=[])
 
+    # Checked before every save: a step can leave finite loss but infinite weights.
+    g.weights_finite = tf.reduce_all(tf.stack(
+        [tf.reduce_all(tf.math.is_finite(v)) for v in trainable]))
     g.saver = tf.compat.v1.train.Saver(max_to_keep=args.keep_checkpoints,
                                        save_relative_paths=True)
     g.best_saver = tf.compat.v1.train.Saver(g.model_variables, max_to_keep=1,
@@ -657,7 +667,7 @@ def train(args, stop=None):
     with graph.as_default():
         try:
             g = build_graph(args, num_classes, steps_per_epoch, total_steps)
-        except (OSError, ValueError, TypeError) as err:
+        except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
             raise UsageError(str(err).splitlines()[0] if str(err) else repr(err)) from None
         graph.finalize()
         with tf.compat.v1.Session(graph=graph) as sess:
@@ -693,6 +703,11 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
     last_saved = [None]
 
     def save(reason):
+        if not sess.run(g.weights_finite):
+            raise TrainingFailed(
+                "the weights became NaN or infinite at step %d (learning rate %.3g too "
+                "high?); not saved; last good checkpoint: %s"
+                % (step, sess.run(g.learning_rate), last_saved[0] or restored or "none"))
         sess.run(g.state_assign, {g.state_feed[g.epoch]: epoch,
                                   g.state_feed[g.epoch_position]: position,
                                   g.state_feed[g.best_accuracy]: best_acc,
@@ -839,10 +854,7 @@ def export_best(sess, g, args, best_dir):
         g.best_saver.restore(sess, best)
     path = os.path.join(args.train_dir, EXPORT_NAME)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path[:-len(".npy")] + ".tmp.npy"
-    g.vgg.save_npy(sess, tmp)
-    os.replace(tmp, path)
-    return path
+    return g.vgg.save_npy(sess, path)  # writes a temporary file, then renames it
 
 
 def _setup_logging(quiet):
