@@ -371,3 +371,18 @@ def test_checkpoint_restores_without_the_initializer(tmp_path):
             tf1.train.Saver().restore(sess, checkpoint)
             np.testing.assert_array_equal(sess.run(vgg.attention_output, {rgb: images}),
                                           expected)
+
+
+def test_file_removed_before_initialisation_is_reported(tmp_path):
+    layers = {name: [make_array(name, 0), make_array(name, 1)]
+              for name in VGG19_SHAPES if name.startswith('conv')}
+    path = write_python2_npy(str(tmp_path / 'conv.npy'), layers)
+    with tf.Graph().as_default():
+        vgg = Vgg19(path, include_top=False)
+        vgg.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]))
+        (tmp_path / 'conv.npy').unlink()  # the weights are read at initialisation
+        with tf1.Session() as sess:
+            with pytest.raises(tf.errors.OpError) as info:
+                sess.run(tf1.global_variables_initializer())
+    assert 'WeightsFileError: %s was removed after the network was built' % path in str(
+        info.value)

@@ -19,7 +19,8 @@ therefore holds about one copy of the weights. Consequences:
   MetaGraph exported to another process cannot re-run those initializers:
   save a checkpoint (``tf.compat.v1.train.Saver``) or ``save_npy`` instead;
 * the ``.npy`` must stay in place, unchanged, until the initializer has run
-  (a changed file is detected and reported).
+  (a changed or removed file is detected: the initializer then fails with a
+  ``tf.errors.OpError`` whose message holds the ``WeightsFileError``).
 
 NOTE (departures from tensorflow-vgg, each deliberate):
 

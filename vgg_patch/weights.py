@@ -397,7 +397,12 @@ class LazyArray:
 
     def _read_from_file(self, out):
         try:
-            stat = os.stat(self.path)
+            try:
+                stat = os.stat(self.path)
+            except FileNotFoundError:
+                raise WeightsFileError(
+                    '%s was removed after the network was built from it; put it back or '
+                    'build the network again' % self.path) from None
             if _stat_key(stat) != self._stat_key:
                 raise WeightsFileError(
                     '%s changed since the network was built from it; build the '
