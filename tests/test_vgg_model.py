@@ -218,10 +218,15 @@ def test_include_top_false_any_size_and_wrong_size_with_top(vgg19_npy):
         assert vgg.attention_output.shape.as_list() == [None, 4, 2, 512]
         assert vgg.fc6 is None and vgg.prob is None
         assert not any(k[0].startswith('fc') for k in vgg.var_dict)
-    with tf.Graph().as_default():
+    with tf.Graph().as_default() as graph:
         vgg = Vgg19(vgg19_npy)
-        with pytest.raises(ValueError, match=r'fc6 in .* takes 25088 .*224x224.*include_top=False'):
-            vgg.build(tf1.placeholder(tf.float32, [None, 64, 64, 3]))
+        rgb = tf1.placeholder(tf.float32, [None, 64, 64, 3])
+        ops_before = len(graph.get_operations())
+        with pytest.raises(ValueError, match=r'pool5 \[2, 2, 512\].*fc6 in .* takes 25088 '
+                           r'.*224x224.*include_top=False'):
+            vgg.build(rgb)
+        assert len(graph.get_operations()) == ops_before  # refused before any op exists
+        vgg.build(tf1.placeholder(tf.float32, [None, 224, 224, 3]))  # the instance is usable
     with tf.Graph().as_default():
         vgg = Vgg19(vgg19_npy)
         with pytest.raises(ValueError, match='static input height and width'):

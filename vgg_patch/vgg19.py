@@ -249,6 +249,7 @@ class Vgg19:
                              'create another Vgg19 for another network')
         rgb = _check_rgb(rgb)
         is_training = _check_train_mode(train_mode, self.trainable)
+        in_size = self._fc6_input_size(rgb) if self.include_top else None
 
         rgb_scaled = rgb * 255.0
         red, green, blue = tf.split(axis=3, num_or_size_splits=3, value=rgb_scaled)
@@ -274,7 +275,6 @@ class Vgg19:
         if not self.include_top:
             return
 
-        in_size = self._fc6_input_size(rgb)
         self.fc6 = self.fc_layer(self.attention_output, in_size, _FC_WIDTH, 'fc6')
         self.relu6 = self._dropout(tf.nn.relu(self.fc6), train_mode)
         self.fc7 = self.fc_layer(self.relu6, _FC_WIDTH, _FC_WIDTH, 'fc7')
@@ -283,23 +283,29 @@ class Vgg19:
         self.prob = tf.nn.softmax(self.fc8, name='prob')
 
     def _fc6_input_size(self, rgb):
-        """Width of fc6's input, checked against the file's fc6."""
-        shape = self.attention_output.shape
-        if any(d is None for d in shape[1:].as_list()):
+        """Width of fc6's input (pool5's h * w * 512), checked against the file's fc6.
+
+        Computed from ``rgb``'s static shape before any op exists: five 2x2
+        'SAME' poolings give ``ceil(H / 32) x ceil(W / 32)``, and CBAM keeps the shape.
+        """
+        height, width = rgb.shape[1], rgb.shape[2]
+        if height is None or width is None:
             raise ValueError(
                 'Vgg19.build: the fully connected layers need a static input height '
                 'and width; rgb has shape %s. Give the placeholder its size (224 x 224 '
                 'for ImageNet weights) or use include_top=False' % (rgb.shape,))
-        in_size = int(np.prod(shape[1:].as_list()))
+        for _ in range(5):
+            height, width = -(-height // 2), -(-width // 2)
+        in_size = height * width * 512
         if self._weights is not None and 'fc6' in self._weights.layers:
             expected = int(self._weights.layers['fc6'][0].shape[0])
             if expected != in_size:
                 side = int(round((expected / 512) ** 0.5)) * 32
                 raise ValueError(
-                    'Vgg19.build: rgb of shape %s gives pool5 %s (%d values) but fc6 in %s '
-                    'takes %d (a %dx%d input); feed [*, %d, %d, 3] images or use '
+                    'Vgg19.build: rgb of shape %s gives pool5 [%d, %d, 512] (%d values) but '
+                    'fc6 in %s takes %d (a %dx%d input); feed [*, %d, %d, 3] images or use '
                     'include_top=False for other sizes'
-                    % (rgb.shape, shape[1:].as_list(), in_size, self._weights.path,
+                    % (rgb.shape, height, width, in_size, self._weights.path,
                        expected, side, side, side, side))
         return in_size
 
