@@ -1,0 +1,144 @@
+"""vgg19-cbam-train's pieces: schedule, scope selection, checkpoint discovery, options,
+progress bar. Fast: no network is trained here (see test_train_cli.py)."""
+import io
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vgg_patch import train
+from vgg_patch.progress import ProgressBar, format_duration
+
+
+def _numpy_lr(step, base, total, schedule, warmup):
+    if warmup and step < warmup:
+        return base * (step + 1.0) / warmup
+    if schedule == "constant":
+        return base
+    if schedule == "step":
+        return base * (1.0 if step < 0.5 * total else 0.1 if step < 0.75 * total else 0.01)
+    progress = min(1.0, max(0.0, (step - warmup) / max(1.0, total - warmup)))
+    return 0.5 * base * (1.0 + math.cos(math.pi * progress))
+
+
+@pytest.mark.parametrize("schedule,warmup", [("cosine", 0), ("cosine", 10), ("step", 0),
+                                             ("step", 5), ("constant", 0)])
+def test_learning_rate_schedule_matches_numpy(graph, schedule, warmup):
+    step = tf.compat.v1.placeholder(tf.int64, [])
+    lr = train.learning_rate_schedule(step, 0.1, 100, schedule, warmup)
+    with tf.compat.v1.Session() as sess:
+        for s in (0, 1, 4, 9, 10, 30, 49, 50, 74, 75, 99, 100, 120):
+            np.testing.assert_allclose(sess.run(lr, {step: s}),
+                                       _numpy_lr(s, 0.1, 100, schedule, warmup),
+                                       rtol=1e-5, atol=1e-8, err_msg="step %d" % s)
+
+
+def test_learning_rate_schedule_rejects_unknown(graph):
+    with pytest.raises(ValueError, match="schedule must be 'cosine', 'step' or "
+                                         "'constant', got 'linear'"):
+        train.learning_rate_schedule(tf.constant(0, tf.int64), 0.1, 10, "linear", 0)
+
+
+def test_select_trainable_by_prefix(graph):
+    names = ["conv1_1/w", "conv5_4/w", "cbam_0/ChannelAttention/fc1/weights", "fc6/w",
+             "fc8/w"]
+    variables = [tf.compat.v1.get_variable(n, [1]) for n in names]
+    pick = train.select_trainable(variables, ["fc", "cbam"])
+    assert [v.op.name for v in pick] == names[2:]
+    assert train.select_trainable(variables, []) == variables
+    with pytest.raises(ValueError, match="'conv9' matches no trainable variable; scopes "
+                                         "are cbam_0, conv1_1, conv5_4, fc6, fc8"):
+        train.select_trainable(variables, ["conv9"])
+
+
+def test_checkpoint_candidates_skip_incomplete_ones(tmp_path, caplog):
+    d = tmp_path
+    for step in (3, 10):
+        (d / ("model.ckpt-%d.index" % step)).write_bytes(b"i")
+        (d / ("model.ckpt-%d.data-00000-of-00001" % step)).write_bytes(b"d")
+    (d / "model.ckpt-12.index").write_bytes(b"i")                    # no data
+    (d / "model.ckpt-12.data-00000-of-00001.tempstate123").write_bytes(b"d")
+    (d / "model.ckpt-11.data-00000-of-00001").write_bytes(b"d")      # no index
+    (d / "model.ckpt-20.index").write_bytes(b"i")                    # 1 of 2 shards
+    (d / "model.ckpt-20.data-00000-of-00002").write_bytes(b"d")
+    found = train.checkpoint_candidates(str(d))
+    assert found == [(10, os.path.join(str(d), "model.ckpt-10")),
+                     (3, os.path.join(str(d), "model.ckpt-3"))]
+    assert "ignoring incomplete checkpoint %s" % os.path.join(str(d), "model.ckpt-12") \
+        in caplog.text
+    assert train.checkpoint_candidates(str(d / "none")) == []
+
+
+def _args(*argv):
+    return train.build_parser().parse_args(list(argv))
+
+
+def test_demo_and_data_defaults(tmp_path):
+    demo = train.resolve_config(_args())
+    assert demo.demo and demo.image_size == 48 and demo.optimizer == "adam"
+    assert demo.flip is False and demo.train_dir == train.DEMO_TRAIN_DIR
+    own = train.resolve_config(_args("--data-dir", str(tmp_path), "--trainable-scopes",
+                                     " cbam , fc8,"))
+    assert not own.demo and own.image_size == 224 and own.flip is True
+    assert own.train_dir == train.DEFAULT_TRAIN_DIR
+    assert own.trainable_scopes == ["cbam", "fc8"]
+    assert train.resolve_config(_args("--data-dir", "x", "--no-flip")).flip is False
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--max-steps", "0"], "--max-steps must be >= 1, got 0"),
+    (["--num-classes", "1"], "--num-classes must be >= 2, got 1"),
+    (["--learning-rate", "nan"], "--learning-rate must be a positive number, got nan"),
+    (["--dropout", "1"], "--dropout is the rate of dropped units, in [0, 1), got 1.0"),
+    (["--val-fraction", "0"], "--val-fraction must be in (0, 1), got 0.0"),
+    (["--val-dir", "v"], "--val-dir needs --data-dir"),
+    (["--weights", "/nonexistent/vgg19.npy"],
+     "--weights '/nonexistent/vgg19.npy': no such file"),
+])
+def test_bad_options_are_rejected_before_any_work(argv, message, capsys):
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "vgg19-cbam-train: error: " + message in err
+
+
+def test_weights_must_not_be_the_runs_own_export(tmp_path, capsys):
+    export = tmp_path / "run" / "export" / "vgg19-cbam.npy"
+    export.parent.mkdir(parents=True)
+    export.write_bytes(b"x")
+    rc = train.main(["--data-dir", str(tmp_path), "--train-dir", str(tmp_path / "run"),
+                     "--weights", str(export)])
+    assert rc == 2 and "is this run's own export" in capsys.readouterr().err
+
+
+def test_progress_bar_lines_when_not_a_terminal():
+    stream = io.StringIO()
+    bar = ProgressBar(20, prefix="epoch 1/2", stream=stream)
+    for i in range(1, 21):
+        bar.update(i, {"loss": 0.5, "acc": 0.25}, rate=12.34)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10  # one per tenth
+    assert lines[0].startswith("epoch 1/2 |##----------------------| 2/20 loss 0.5 acc 0.25 "
+                               "12.3 img/s eta ")
+    assert lines[-1].startswith("epoch 1/2 |########################| 20/20 ")
+
+
+def test_progress_bar_redraws_in_place_on_a_terminal():
+    stream = io.StringIO()
+    bar = ProgressBar(3, stream=stream, tty=True, min_interval=0.0, unit="step")
+    bar.update(1, rate=2.0)
+    bar.update(3, rate=2.0)
+    bar.close()
+    text = stream.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n") and "2.0 step/s" in text
+    with pytest.raises(ValueError, match="total must be a positive int, got 0"):
+        ProgressBar(0)
+
+
+def test_format_duration():
+    assert format_duration(5) == "0:05"
+    assert format_duration(125) == "2:05"
+    assert format_duration(3725) == "1:02:05"
