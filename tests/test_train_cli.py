@@ -180,6 +180,18 @@ def test_predict_prints_top_classes_and_draws_attention(first_run, data_dir, tmp
     figure = np.asarray(Image.open(out_png))
     assert figure.shape == (2 * 224, 2 * 224, 3)
     assert "attention map 1x1" in err  # 32 px -> pool5 is 1x1
+    # The same weights with class names from a synset file and an explicit size.
+    synset = tmp_path / "synset.txt"
+    synset.write_text("".join("n%08d %s, a %s\n" % (i, c, c) for i, c in enumerate(CLASSES)))
+    rc = predict_lib.main(["--weights", os.path.join(first_run["dir"], "export",
+                                                     "vgg19-cbam.npy"),
+                           "--synset", str(synset), "--image-size", "32", "--top-k", "2",
+                           images[0]])
+    out2 = capsys.readouterr().out.splitlines()
+    assert rc == 0 and len(out2) == 3
+    top = {line.split(None, 1)[1] for line in out2[1:]}
+    assert top <= {"%s, a %s" % (c, c) for c in CLASSES}
+    assert [float(line.split()[0]) for line in out2[1:]] == probs[:2]
 
 
 def test_predict_bad_inputs(first_run, tmp_path, capsys):

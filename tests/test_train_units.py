@@ -113,6 +113,35 @@ def test_weights_must_not_be_the_runs_own_export(tmp_path, capsys):
     assert rc == 2 and "is this run's own export" in capsys.readouterr().err
 
 
+def _folder(root, classes, per_class):
+    from PIL import Image
+    for c in classes:
+        os.makedirs(os.path.join(root, c), exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(
+                os.path.join(root, c, "%d.png" % i))
+    return root
+
+
+def test_prepare_data_split_or_separate_val_dir(tmp_path):
+    train_dir = _folder(str(tmp_path / "train"), ["a", "b"], 5)
+    args = train.resolve_config(_args("--data-dir", train_dir, "--seed", "3"))
+    split = train.prepare_data(args)
+    assert split.class_names == ["a", "b"]
+    assert (len(split.train_paths), len(split.val_paths)) == (8, 2)
+    assert sorted(split.val_labels.tolist()) == [0, 1]
+    val_dir = _folder(str(tmp_path / "val"), ["a", "b"], 2)
+    args = train.resolve_config(_args("--data-dir", train_dir, "--val-dir", val_dir))
+    sep = train.prepare_data(args)
+    assert len(sep.train_paths) == 10 and len(sep.val_paths) == 4
+    assert all(p.startswith(val_dir) for p in sep.val_paths)
+    other = _folder(str(tmp_path / "other"), ["a", "c"], 1)
+    args = train.resolve_config(_args("--data-dir", train_dir, "--val-dir", other))
+    with pytest.raises(ValueError, match="--val-dir '.*other' has classes \\[a, c\\] but "
+                                         "--data-dir '.*train' has \\[a, b\\]"):
+        train.prepare_data(args)
+
+
 def test_progress_bar_lines_when_not_a_terminal():
     stream = io.StringIO()
     bar = ProgressBar(20, prefix="epoch 1/2", stream=stream)

@@ -551,7 +551,10 @@ def _read_json(path):
 
 
 def check_or_write_run_files(args, dataset, num_classes):
-    """Writes ``classes.txt`` and ``run.json``, or checks them against this run.
+    """Writes ``classes.txt`` and ``run.json``; first checks them against a run to resume.
+
+    The check applies only when ``--train-dir`` holds checkpoints: files left by
+    a run that never saved one (e.g. refused weights) are simply replaced.
 
     Raises:
       UsageError: if the train dir holds a run with other classes or image size.
@@ -563,7 +566,8 @@ def check_or_write_run_files(args, dataset, num_classes):
                 "data_dir": dataset.data_dir, "val_dir": args.val_dir,
                 "seed": args.seed, "num_train": len(dataset.train_paths),
                 "num_val": len(dataset.val_paths), "batch_size": args.batch_size}
-    if os.path.exists(classes_path):
+    resuming = bool(checkpoint_candidates(args.train_dir))
+    if resuming and os.path.exists(classes_path):
         with open(classes_path, encoding="utf-8") as f:
             old = [line.rstrip("\n") for line in f if line.strip()]
         if old != list(dataset.class_names):
@@ -571,7 +575,7 @@ def check_or_write_run_files(args, dataset, num_classes):
                 "--train-dir %r holds a run on classes %s, not %s; use another "
                 "--train-dir" % (args.train_dir, _short_list(old),
                                  _short_list(dataset.class_names)))
-    if os.path.exists(run_path):
+    if resuming and os.path.exists(run_path):
         old = _read_json(run_path)
         for key in ("image_size", "num_classes"):
             if old.get(key) != settings[key]:
