@@ -78,9 +78,12 @@ class GraphContestant:
                 tf.nn.sparse_softmax_cross_entropy_with_logits(
                     labels=self.labels, logits=self.logits))
             self.train_op = None
+            self.grads = None
             if train:
                 opt = tf.compat.v1.train.GradientDescentOptimizer(LR)
-                self.train_op = opt.minimize(self.loss)
+                grads_and_vars = opt.compute_gradients(self.loss)
+                self.grads = [g for g, _ in grads_and_vars]
+                self.train_op = opt.apply_gradients(grads_and_vars)
             init = tf.compat.v1.global_variables_initializer()
             self.graph_def_bytes = len(self.graph.as_graph_def().SerializeToString())
         self.sess = tf.compat.v1.Session(graph=self.graph,
@@ -106,6 +109,12 @@ class GraphContestant:
         if self.train:
             feed[self.train_mode] = False
         return self.sess.run(self.logits, feed)
+
+    def gradients_of(self, rgb, labels):
+        """All gradients (dropout off), flattened into one float64 vector."""
+        grads = self.sess.run(self.grads, {self.rgb: rgb, self.labels: labels,
+                                           self.train_mode: False})
+        return np.concatenate([np.asarray(g, np.float64).ravel() for g in grads])
 
     def close(self):
         self.sess.close()

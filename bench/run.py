@@ -91,7 +91,7 @@ def main(argv=None):
     import vgg_ref  # pylint: disable=import-outside-toplevel
     npy = args.npy
     if npy is None and any(c in args.only for c in
-                           ("inference", "train", "build")):
+                           ("inference", "train", "build", "bf16")):
         t0 = time.perf_counter()
         npy = vgg_ref.write_synthetic_npy()
         _LOG.info("synthetic vgg19.npy ready: %s (%.1f s)", npy,

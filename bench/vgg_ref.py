@@ -171,7 +171,7 @@ def _body(x, get_w, get_b, include_top=True, dropout_keep=None):
         if name != "fc8":
             x = tf.nn.relu(x)
             if dropout_keep is not None:
-                x = tf.nn.dropout(x, rate=1.0 - dropout_keep)
+                x = tf.nn.dropout(x, rate=tf.cast(1.0 - dropout_keep, x.dtype))
     return x, end
 
 
