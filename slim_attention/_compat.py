@@ -108,17 +108,20 @@ _NUMPY_BUILTIN_ALIASES = (
     ("float", builtins.float),  # np.float -> float (removed in NumPy 1.24).
     ("complex", builtins.complex),  # np.complex -> complex (removed in NumPy 1.24).
 )
-# Not repairable: ``ndarray.tostring`` (removed in NumPy 2.0; use ``tobytes``).
+# Not repairable: ``ndarray.tostring`` (deprecated in NumPy 1.19, removed in 2.3;
+# use ``tobytes``).
 # ``numpy.ndarray`` is an immutable built-in type, so no attribute can be added.
 
 _applied = []  # Names of the repairs the last apply() actually made (for logs/tests).
 
 
 def _has_attribute(obj, name):
-    """True if ``obj.name`` exists, looking only in its ``__dict__`` when possible.
+    """True if ``obj.name`` exists.
 
-    Module-level ``__getattr__`` hooks (NumPy's removed-alias errors,
-    TensorFlow's lazy loaders) must not run, so ``__dict__`` is checked first.
+    ``__dict__`` is checked first; only a name not found there goes through
+    ``getattr``, so a module-level ``__getattr__`` hook (TensorFlow's lazy
+    names) can still supply it. NumPy's hook warns before raising for its
+    removed aliases; that warning is silenced.
     """
     namespace = getattr(obj, "__dict__", None)
     if isinstance(namespace, dict) and name in namespace:
