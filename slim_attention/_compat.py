@@ -36,7 +36,8 @@ import numpy as np
 _LOG = logging.getLogger(__name__)
 
 # (module that lost the name, name, module that has it now, name there).
-# One-line comment per entry: what moved where, since which TF version.
+# One-line comment per entry: what moved where, since which TF version (where
+# the exact release is not known, the comment says it is gone by TF 2.21).
 _MOVED_ATTRIBUTES = (
     # array_ops.stack -> array_ops_stack.stack (TF 2.13).
     ("tensorflow.python.ops.array_ops", "stack",
@@ -44,10 +45,10 @@ _MOVED_ATTRIBUTES = (
     # array_ops.unstack -> array_ops_stack.unstack (TF 2.13).
     ("tensorflow.python.ops.array_ops", "unstack",
      "tensorflow.python.ops.array_ops_stack", "unstack"),
-    # ops.Tensor -> framework/tensor.py Tensor (TF 2.14 module split; alias gone on 2.21).
+    # ops.Tensor -> framework/tensor.py Tensor (TF 2.13-2.14 split; ops alias gone by 2.21).
     ("tensorflow.python.framework.ops", "Tensor",
      "tensorflow.python.framework.tensor", "Tensor"),
-    # ops.IndexedSlices -> framework/indexed_slices.py (alias gone on 2.21).
+    # ops.IndexedSlices -> framework/indexed_slices.py (ops alias gone by TF 2.21).
     ("tensorflow.python.framework.ops", "IndexedSlices",
      "tensorflow.python.framework.indexed_slices", "IndexedSlices"),
     # control_flow_ops.cond -> ops/cond.py cond (TF 2.14).
@@ -56,25 +57,25 @@ _MOVED_ATTRIBUTES = (
     # control_flow_ops.case -> ops/control_flow_case.py case (TF 2.14).
     ("tensorflow.python.ops.control_flow_ops", "case",
      "tensorflow.python.ops.control_flow_case", "case"),
-    # control_flow_ops.Assert -> ops/control_flow_assert.py Assert (TF 2.14).
+    # control_flow_ops.Assert -> ops/control_flow_assert.py (TF 2.13-2.14 split).
     ("tensorflow.python.ops.control_flow_ops", "Assert",
      "tensorflow.python.ops.control_flow_assert", "Assert"),
-    # control_flow_ops.while_loop -> ops/while_loop.py while_loop (TF 2.14).
+    # control_flow_ops.while_loop -> ops/while_loop.py (TF 2.13-2.14 split).
     ("tensorflow.python.ops.control_flow_ops", "while_loop",
      "tensorflow.python.ops.while_loop", "while_loop"),
-    # variables.VariableV1 -> ops/variable_v1.py VariableV1 (TF 2.14).
+    # variables.VariableV1 -> ops/variable_v1.py (TF 2.13-2.14 split; gone by 2.21).
     ("tensorflow.python.ops.variables", "VariableV1",
      "tensorflow.python.ops.variable_v1", "VariableV1"),
-    # variable_scope.variable (TF1's tf.Variable factory) == variable_v1.VariableV1 (TF 2.14).
+    # variable_scope.variable (TF1's tf.Variable) -> variable_v1.VariableV1 (gone by TF 2.21).
     ("tensorflow.python.ops.variable_scope", "variable",
      "tensorflow.python.ops.variable_v1", "VariableV1"),
-    # variable_scope.enable_resource_variables -> resource_variables_toggle (TF 2.14).
+    # variable_scope.enable_resource_variables -> resource_variables_toggle (gone by TF 2.21).
     ("tensorflow.python.ops.variable_scope", "enable_resource_variables",
      "tensorflow.python.ops.resource_variables_toggle", "enable_resource_variables"),
-    # variable_scope.disable_resource_variables -> resource_variables_toggle (TF 2.14).
+    # variable_scope.disable_resource_variables -> resource_variables_toggle (gone by 2.21).
     ("tensorflow.python.ops.variable_scope", "disable_resource_variables",
      "tensorflow.python.ops.resource_variables_toggle", "disable_resource_variables"),
-    # variable_scope.resource_variables_enabled -> resource_variables_toggle (TF 2.14).
+    # variable_scope.resource_variables_enabled -> resource_variables_toggle (gone by 2.21).
     ("tensorflow.python.ops.variable_scope", "resource_variables_enabled",
      "tensorflow.python.ops.resource_variables_toggle", "resource_variables_enabled"),
 )
