@@ -91,12 +91,16 @@ _MOVED_PACKAGES = (
 )
 
 # tf.compat.v1 submodules that TensorFlow serves from Keras; under Keras 3 every
-# attribute of them raises "`dense` is not available with Keras 3" (TF 2.16).
+# attribute of them raises "`dense` is not available with Keras 3" (TF 2.16):
+# tf.compat.v1.layers and tf.compat.v1.nn.rnn_cell.
 # (KerasLazyLoader submodule, tf-keras module that TF_USE_LEGACY_KERAS=1 would load).
 _KERAS_ROUTED_V1_MODULES = (
     # tf.compat.v1.layers -> tf-keras legacy layers (Keras 3 is the default since TF 2.16).
     ("__internal__.legacy.layers",
      "tf_keras.api._v1.keras.__internal__.legacy.layers"),
+    # tf.compat.v1.nn.rnn_cell -> tf-keras legacy RNN cells (same loader, same TF 2.16 switch).
+    ("__internal__.legacy.rnn_cell",
+     "tf_keras.api._v1.keras.__internal__.legacy.rnn_cell"),
 )
 
 # NumPy aliases of Python builtins, deprecated in NumPy 1.20 and removed in
@@ -225,7 +229,7 @@ def _keras_loaders(submodule):
 
 
 def _route_v1_layers_to_tf_keras():
-    """Routes ``tf.compat.v1.layers`` to tf-keras's legacy layers under Keras 3.
+    """Routes ``tf.compat.v1.layers`` (and ``nn.rnn_cell``) to tf-keras under Keras 3.
 
     TensorFlow serves ``tf.compat.v1.layers`` through a ``KerasLazyLoader``
     that picks its target the first time it is used: tf-keras when

@@ -158,3 +158,27 @@ def test_routing_works_whatever_the_import_order():
     assert lines["KERAS"].split()[1].startswith("keras")  # tf.keras untouched
     assert not lines["KERAS"].split()[1].startswith("tf_keras")
     assert lines["NAMES"] == "['dense/bias', 'dense/kernel']"
+
+
+def test_rnn_cell_dynamic_rnn_matches_numpy(graph):
+    """tf.compat.v1.nn.rnn_cell (the same Keras 3 loader) with dynamic_rnn."""
+    rng = np.random.RandomState(5)
+    x = rng.randn(2, 4, 3).astype(np.float32)  # [batch, time, features]
+    inputs = tf1.placeholder(tf.float32, [None, 4, 3])
+    cell = tf1.nn.rnn_cell.BasicRNNCell(5)
+    outputs, state = tf1.nn.dynamic_rnn(cell, inputs, dtype=tf.float32)
+    variables = {v.op.name: v for v in tf1.global_variables()}
+    assert sorted(variables) == ["rnn/basic_rnn_cell/bias", "rnn/basic_rnn_cell/kernel"]
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        kernel, bias = sess.run([variables["rnn/basic_rnn_cell/kernel"],
+                                 variables["rnn/basic_rnn_cell/bias"]])
+        got_outputs, got_state = sess.run([outputs, state], {inputs: x})
+    h = np.zeros((2, 5))
+    expected = []
+    for t in range(4):  # h_t = tanh([x_t, h_{t-1}] @ kernel + bias)
+        h = np.tanh(np.concatenate([x[:, t], h], axis=1) @ kernel + bias)
+        expected.append(h)
+    np.testing.assert_allclose(got_outputs, np.stack(expected, axis=1), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(got_state, h, rtol=1e-5, atol=1e-6)
