@@ -99,7 +99,7 @@ def test_first_run_trains_validates_and_writes_everything(first_run, data_dir):
     # One summary line on stdout.
     lines = first_run["out"].strip().splitlines()
     assert len(lines) == 1
-    assert re.match(r"best validation accuracy: \d\.\d{3} \(epoch 1, ", lines[0])
+    assert re.match(r"best validation accuracy: \d\.\d{3} \(epoch 1; 7 steps, ", lines[0])
     assert os.path.join(d, "export", "vgg19-cbam.npy") in lines[0]
     # The corrupt image was skipped and counted.
     assert "skipping corrupt image %s" % os.path.join(data_dir, "circle", "broken.jpg") \

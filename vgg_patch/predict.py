@@ -272,7 +272,7 @@ def main(argv=None):
         if args.attention_map:
             from PIL import Image
             for path, amap in zip(paths, maps):
-                logger.info("%s: attention map %dx%d, values %.3f to %.3f", path,
+                logger.info("%s: attention map %dx%d, values %.6g to %.6g", path,
                             amap.shape[1], amap.shape[0], amap.min(), amap.max())
             folder = os.path.dirname(os.path.abspath(args.attention_map))
             os.makedirs(folder, exist_ok=True)

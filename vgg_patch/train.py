@@ -390,8 +390,10 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps):
         g.epoch_position = state_var("epoch_position", 0, tf.int64)
         g.best_accuracy = state_var("best_val_accuracy", -1.0, tf.float32)
         g.best_epoch = state_var("best_epoch", -1, tf.int64)
-    g.state_feed = {v: tf.compat.v1.placeholder(v.dtype.base_dtype, [], name=v.op.name.split("/")[-1])
-                    for v in (g.epoch, g.epoch_position, g.best_accuracy, g.best_epoch)}
+    # Loop state, assigned through feeds just before each save.
+    g.state_feed = {
+        v: tf.compat.v1.placeholder(v.dtype.base_dtype, [], name=v.op.name.split("/")[-1])
+        for v in (g.epoch, g.epoch_position, g.best_accuracy, g.best_epoch)}
     g.state_assign = tf.group(*[v.assign(ph) for v, ph in g.state_feed.items()])
 
     g.train_input = data_lib.ImagePipeline(args.image_size, args.batch_size, True,
@@ -442,8 +444,8 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps):
         opt = tf.compat.v1.train.MomentumOptimizer(g.learning_rate, args.momentum)
     grads_and_vars = opt.compute_gradients(g.loss, var_list=trainable)
     grads = [gv[0] for gv in grads_and_vars if gv[0] is not None]
-    # A non-finite loss or gradient fails the step BEFORE any variable changes,
-    # so the weights in memory and every checkpoint stay good.
+    # A non-finite loss or gradient fails the step BEFORE any variable changes
+    # (every update depends on the check); saves also check the weights.
     finite = tf.debugging.check_numerics(
         g.loss + tf.linalg.global_norm(grads) * 0.0, _NAN_TAG)
     with tf.control_dependencies([finite]):
@@ -916,7 +918,7 @@ def main(argv=None):
             print("%s: %s" % (PROG, err or "interrupted before a checkpoint could be "
                               "saved; the previous checkpoint is intact"), file=sys.stderr)
             return EXIT_INTERRUPTED
-        print("best validation accuracy: %.3f (epoch %d, step %d, %s); weights: %s; "
+        print("best validation accuracy: %.3f (epoch %d; %d steps, %s); best weights: %s; "
               "checkpoints, classes.txt and TensorBoard logs: %s"
               % (result["best_accuracy"], result["best_epoch"] + 1,
                  result["global_step"], format_seconds(time.time() - t0),
