@@ -11,6 +11,7 @@ The blocks are written with ``model_variable`` and ``tf.nn`` ops rather than
 ``arg_scope`` on those layers (normalizer_fn, activation_fn, regularizers...)
 cannot change the blocks' math.
 """
+import collections
 import numbers
 
 import numpy as np
@@ -238,43 +239,62 @@ def variable(name, shape, dtype, initializer, regularizer, trainable,
             variables_collections, collection_name))
 
 
-def dense(x, units, dtype, weights_initializer, weights_regularizer,
-          biases_initializer, biases_regularizer, trainable,
-          variables_collections, scope):
-    """``x @ W + b`` on [N, Cin] with slim's names ``scope/weights`` and ``scope/biases``.
+LayerArgs = collections.namedtuple('LayerArgs', [
+    'dtype', 'weights_initializer', 'weights_regularizer', 'biases_initializer',
+    'biases_regularizer', 'trainable', 'variables_collections'])
+LayerArgs.__doc__ = """How a block's weighted layers make their variables.
 
-    ``biases_initializer=None`` means no bias (as in slim).
+The block's own arguments, bundled once per block so that every layer of it
+gets the same ones (``args._replace(...)`` for a layer that differs).
+``dtype`` is the compute dtype (:func:`compute_dtype`);
+``biases_initializer=None`` means no bias (as in slim).
+"""
+
+
+def weighted_layer(x, op, weights_shape, args, scope, data_format=None):
+    """``op(x, weights)``, plus a bias, with slim's names ``scope/weights``, ``scope/biases``.
+
+    The one place the blocks create a weights variable and its optional bias
+    (shape ``[weights_shape[-1]]``, added over ``data_format``'s channel axis;
+    None means the last axis).
+
+    Args:
+      x: the layer's input.
+      op: ``op(x, weights)`` computes the layer without its bias.
+      weights_shape: shape of ``scope/weights``; its last entry is the output width.
+      args: a :class:`LayerArgs`.
+      scope: the layer's variable scope (a fixed inner name, e.g. 'fc1').
+      data_format: passed to ``tf.nn.bias_add``.
+
+    Returns:
+      The layer's output.
     """
-    cin = int(x.shape[-1])
     with tf1.variable_scope(scope):
-        weights = variable('weights', [cin, units], dtype, weights_initializer,
-                           weights_regularizer, trainable,
-                           variables_collections, 'weights')
-        out = tf.matmul(x, weights)
-        if biases_initializer is not None:
-            biases = variable('biases', [units], dtype, biases_initializer,
-                              biases_regularizer, trainable,
-                              variables_collections, 'biases')
-            out = tf.nn.bias_add(out, biases)
-    return out
-
-
-def conv1x1(x, units, dtype, weights_initializer, weights_regularizer,
-            biases_initializer, biases_regularizer, trainable,
-            variables_collections, data_format, scope):
-    """1x1 convolution with slim.conv2d's variables (``weights`` [1,1,Cin,Cout], ``biases``)."""
-    cin = int(x.shape[channel_axis(data_format)])
-    with tf1.variable_scope(scope):
-        weights = variable('weights', [1, 1, cin, units], dtype,
-                           weights_initializer, weights_regularizer, trainable,
-                           variables_collections, 'weights')
-        out = pointwise(x, weights, data_format)
-        if biases_initializer is not None:
-            biases = variable('biases', [units], dtype, biases_initializer,
-                              biases_regularizer, trainable,
-                              variables_collections, 'biases')
+        weights = variable('weights', weights_shape, args.dtype,
+                           args.weights_initializer, args.weights_regularizer,
+                           args.trainable, args.variables_collections,
+                           'weights')
+        out = op(x, weights)
+        if args.biases_initializer is not None:
+            biases = variable('biases', weights_shape[-1:], args.dtype,
+                              args.biases_initializer, args.biases_regularizer,
+                              args.trainable, args.variables_collections,
+                              'biases')
             out = tf.nn.bias_add(out, biases, data_format=data_format)
     return out
+
+
+def dense(x, units, args, scope):
+    """``x @ W + b`` on [N, Cin]: variables ``scope/weights`` [Cin, units], ``scope/biases``."""
+    return weighted_layer(x, tf.matmul, [int(x.shape[-1]), units], args, scope)
+
+
+def conv1x1(x, units, args, data_format, scope):
+    """1x1 convolution with slim.conv2d's variables (``weights`` [1,1,Cin,Cout], ``biases``)."""
+    cin = int(x.shape[channel_axis(data_format)])
+    return weighted_layer(
+        x, lambda net, weights: pointwise(net, weights, data_format),
+        [1, 1, cin, units], args, scope, data_format)
 
 
 def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,

@@ -103,6 +103,9 @@ def channel_attention(inputs,
     if weights_initializer is None:
         weights_initializer = _utils.torch_default_initializer()
     cdtype = _utils.compute_dtype(dtype)
+    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
+                            biases_initializer, biases_regularizer, trainable,
+                            variables_collections)
 
     with tf1.variable_scope(scope, 'ChannelAttention', [inputs],
                             reuse=reuse) as sc:
@@ -113,14 +116,8 @@ def channel_attention(inputs,
         mx = tf.reduce_max(x, axes)  # [N, C]
         pooled = tf.concat([avg, mx], axis=0)  # [2N, C]: one pass of the shared MLP
 
-        def fc(net, units_out, name):
-            return _utils.dense(net, units_out, cdtype, weights_initializer,
-                                weights_regularizer, biases_initializer,
-                                biases_regularizer, trainable,
-                                variables_collections, name)
-
-        hidden = activation_fn(fc(pooled, units, 'fc1'))  # [2N, P]
-        logits = fc(hidden, channels, 'fc2')  # [2N, C]
+        hidden = activation_fn(_utils.dense(pooled, units, args, 'fc1'))  # [2N, P]
+        logits = _utils.dense(hidden, channels, args, 'fc2')  # [2N, C]
         avg_logits, max_logits = tf.split(logits, 2, axis=0)  # 2 x [N, C]
         gate = gate_fn(avg_logits + max_logits)
         gate = tf.reshape(tf.cast(gate, dtype),
@@ -206,6 +203,9 @@ def spatial_attention(inputs,
     gamma_initializer = (tf1.zeros_initializer() if zero_init_last
                          else tf1.ones_initializer())
     cdtype = _utils.compute_dtype(dtype)
+    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
+                            biases_initializer, biases_regularizer, trainable,
+                            variables_collections)
 
     with tf1.variable_scope(scope, 'SpatialAttention', [inputs],
                             reuse=reuse) as sc:
@@ -214,19 +214,11 @@ def spatial_attention(inputs,
         cax = _utils.channel_axis(data_format)
         pooled = tf.stack([tf.reduce_max(x, cax), tf.reduce_mean(x, cax)],
                           axis=-1)  # [N, H, W, 2], official order: max, mean
-        with tf1.variable_scope('conv'):
-            weights = _utils.variable(
-                'weights', [kernel_size, kernel_size, 2, 1], cdtype,
-                weights_initializer, weights_regularizer, trainable,
-                variables_collections, 'weights')
-            logits = tf.nn.conv2d(pooled, weights, strides=1,
-                                  padding='SAME')  # [N, H, W, 1]
-            if biases_initializer is not None:
-                biases = _utils.variable(
-                    'biases', [1], cdtype, biases_initializer,
-                    biases_regularizer, trainable, variables_collections,
-                    'biases')
-                logits = tf.nn.bias_add(logits, biases)
+        logits = _utils.weighted_layer(
+            pooled,
+            lambda net, weights: tf.nn.conv2d(net, weights, strides=1,
+                                              padding='SAME'),
+            [kernel_size, kernel_size, 2, 1], args, 'conv')  # [N, H, W, 1]
         logits = _utils.batch_norm(
             logits, is_training, batch_norm_decay, batch_norm_epsilon,
             gamma_initializer, cdtype, trainable, variables_collections,

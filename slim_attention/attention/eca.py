@@ -110,25 +110,20 @@ def efficient_channel_attention(inputs,
     if weights_initializer is None:
         weights_initializer = _utils.torch_default_initializer()
     cdtype = _utils.compute_dtype(dtype)
+    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
+                            biases_initializer, biases_regularizer, trainable,
+                            variables_collections)
 
     with tf1.variable_scope(scope, 'ECA', [inputs], reuse=reuse) as sc:
         inputs = tf.convert_to_tensor(inputs)
         x = tf.cast(inputs, cdtype) if cdtype != dtype else inputs
         squeeze = tf.reduce_mean(x, _utils.spatial_axes(data_format))  # [N, C]
         sequence = tf.expand_dims(squeeze, -1)  # [N, C, 1]: C steps, 1 feature
-        with tf1.variable_scope('conv'):
-            weights = _utils.variable(
-                'weights', [kernel_size, 1, 1], cdtype, weights_initializer,
-                weights_regularizer, trainable, variables_collections,
-                'weights')
-            logits = tf.nn.conv1d(sequence, weights, stride=1,
-                                  padding='SAME')  # [N, C, 1]
-            if biases_initializer is not None:
-                biases = _utils.variable(
-                    'biases', [1], cdtype, biases_initializer,
-                    biases_regularizer, trainable, variables_collections,
-                    'biases')
-                logits = tf.nn.bias_add(logits, biases)
+        logits = _utils.weighted_layer(
+            sequence,
+            lambda net, weights: tf.nn.conv1d(net, weights, stride=1,
+                                              padding='SAME'),
+            [kernel_size, 1, 1], args, 'conv')  # [N, C, 1]
         gate = tf.reshape(tf.cast(gate_fn(logits), dtype),
                           _utils.gate_shape(channels, data_format))  # [N,1,1,C] or [N,C,1,1]
         outputs = inputs * gate

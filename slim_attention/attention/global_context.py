@@ -127,29 +127,27 @@ def global_context(inputs,
         mask_initializer = _utils.he_normal_initializer('fan_in')
     if weights_initializer is None:
         weights_initializer = _utils.torch_default_initializer()
-    last_weights_initializer = weights_initializer
-    last_biases_initializer = biases_initializer
-    if zero_init_last:
-        last_weights_initializer = tf1.zeros_initializer()
-        if biases_initializer is not None:
-            last_biases_initializer = tf1.zeros_initializer()
     cdtype = _utils.compute_dtype(dtype)
-
-    def conv(net, units_out, w_init, b_init, name):
-        return _utils.conv1x1(net, units_out, cdtype, w_init,
-                              weights_regularizer, b_init, biases_regularizer,
-                              trainable, variables_collections, data_format,
-                              name)
+    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
+                            biases_initializer, biases_regularizer, trainable,
+                            variables_collections)
+    mask_args = args._replace(weights_initializer=mask_initializer)
+    last_args = args
+    if zero_init_last:
+        last_args = args._replace(weights_initializer=tf1.zeros_initializer())
+        if biases_initializer is not None:
+            last_args = last_args._replace(
+                biases_initializer=tf1.zeros_initializer())
 
     def transform(context, name):
         with tf1.variable_scope(name):
-            net = conv(context, units, weights_initializer, biases_initializer,
-                       'conv1')  # [N,1,1,P] or [N,P,1,1]
+            net = _utils.conv1x1(context, units, args, data_format,
+                                 'conv1')  # [N,1,1,P] or [N,P,1,1]
             net = _utils.layer_norm(net, layer_norm_epsilon, cdtype, trainable,
                                     variables_collections, data_format)
             net = activation_fn(net)
-            net = conv(net, channels, last_weights_initializer,
-                       last_biases_initializer, 'conv2')  # [N,1,1,C] or [N,C,1,1]
+            net = _utils.conv1x1(net, channels, last_args, data_format,
+                                 'conv2')  # [N,1,1,C] or [N,C,1,1]
         return net
 
     with tf1.variable_scope(scope, 'GlobalContext', [inputs],
@@ -157,8 +155,8 @@ def global_context(inputs,
         inputs = tf.convert_to_tensor(inputs)
         x = tf.cast(inputs, cdtype) if cdtype != dtype else inputs
         if pooling == 'attention':
-            logits = conv(x, 1, mask_initializer, biases_initializer,
-                          'conv_mask')  # [N,H,W,1] or [N,1,H,W]
+            logits = _utils.conv1x1(x, 1, mask_args, data_format,
+                                    'conv_mask')  # [N,H,W,1] or [N,1,H,W]
             batch = tf.shape(x)[0]
             weights = tf.nn.softmax(tf.reshape(logits, [batch, -1]))  # [N, HW]
             if data_format == 'NHWC':

@@ -120,11 +120,9 @@ def non_local_block(inputs,
                          else tf1.ones_initializer())
     cdtype = _utils.compute_dtype(dtype)
 
-    def conv(net, units_out, name):
-        return _utils.conv1x1(net, units_out, cdtype, weights_initializer,
-                              weights_regularizer, biases_initializer,
-                              biases_regularizer, trainable,
-                              variables_collections, data_format, name)
+    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
+                            biases_initializer, biases_regularizer, trainable,
+                            variables_collections)
 
     with tf1.variable_scope(scope, 'NonLocal', [inputs], reuse=reuse) as sc:
         inputs = tf.convert_to_tensor(inputs)
@@ -135,9 +133,9 @@ def non_local_block(inputs,
                 tf.nn.max_pool2d(_utils.to_nhwc(x, data_format), ksize=2,
                                  strides=2, padding='SAME'),
                 data_format)  # H, W -> ceil(H/2), ceil(W/2)
-        theta = conv(x, inner, 'theta')
-        phi = conv(source, inner, 'phi')
-        g = conv(source, inner, 'g')
+        theta = _utils.conv1x1(x, inner, args, data_format, 'theta')
+        phi = _utils.conv1x1(source, inner, args, data_format, 'phi')
+        g = _utils.conv1x1(source, inner, args, data_format, 'g')
         shape = tf.shape(x)
         batch = shape[0]
         scale = tf.cast(inner, cdtype) ** -0.5
@@ -157,7 +155,7 @@ def non_local_block(inputs,
             attention = tf.nn.softmax(affinity, axis=-1)
             y = tf.matmul(g, attention, transpose_b=True)  # [N, Ci, HW]
             y = tf.reshape(y, [batch, inner, shape[2], shape[3]])  # [N, Ci, H, W]
-        z = conv(y, channels, 'out')
+        z = _utils.conv1x1(y, channels, args, data_format, 'out')
         z = _utils.batch_norm(z, is_training, batch_norm_decay,
                               batch_norm_epsilon, gamma_initializer, cdtype,
                               trainable, variables_collections, data_format)

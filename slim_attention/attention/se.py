@@ -88,6 +88,9 @@ def squeeze_and_excitation(inputs,
     if weights_initializer is None:
         weights_initializer = _utils.torch_default_initializer()
     cdtype = _utils.compute_dtype(dtype)
+    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
+                            biases_initializer, biases_regularizer, trainable,
+                            variables_collections)
 
     with tf1.variable_scope(scope, 'SqueezeExcitation', [inputs],
                             reuse=reuse) as sc:
@@ -95,14 +98,8 @@ def squeeze_and_excitation(inputs,
         x = tf.cast(inputs, cdtype) if cdtype != dtype else inputs
         squeeze = tf.reduce_mean(x, _utils.spatial_axes(data_format))  # [N, C]
 
-        def fc(net, units_out, name):
-            return _utils.dense(net, units_out, cdtype, weights_initializer,
-                                weights_regularizer, biases_initializer,
-                                biases_regularizer, trainable,
-                                variables_collections, name)
-
-        hidden = activation_fn(fc(squeeze, units, 'fc1'))  # [N, P]
-        gate = gate_fn(fc(hidden, channels, 'fc2'))  # [N, C]
+        hidden = activation_fn(_utils.dense(squeeze, units, args, 'fc1'))  # [N, P]
+        gate = gate_fn(_utils.dense(hidden, channels, args, 'fc2'))  # [N, C]
         gate = tf.reshape(tf.cast(gate, dtype),
                           _utils.gate_shape(channels, data_format))  # [N,1,1,C] or [N,C,1,1]
         outputs = inputs * gate
