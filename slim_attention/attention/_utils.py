@@ -115,11 +115,17 @@ def static_shape(inputs):
 
 
 def check_inputs(inputs, data_format):
-    """Checks rank 4 and a known channel count; returns the channel count C.
+    """The input contract of every block: floating point, rank 4, known channels.
+
+    Returns:
+      ``(dtype, channels)``: the input dtype (:func:`check_dtype`) and the
+      channel count C.
 
     Raises:
+      TypeError: the dtype is not floating point.
       ValueError: the rank is not 4 or the channel dimension is unknown.
     """
+    dtype = check_dtype(inputs)
     shape = static_shape(inputs)
     if shape.rank != 4:
         raise ValueError(
@@ -130,7 +136,7 @@ def check_inputs(inputs, data_format):
         raise ValueError(
             'inputs must have a known number of channels (axis %d in %s), '
             'got shape %s' % (channel_axis(data_format), data_format, shape))
-    return int(channels)
+    return dtype, int(channels)
 
 
 def check_dtype(inputs):
@@ -186,6 +192,29 @@ def compute_dtype(dtype):
     return tf.float32 if dtype in _HALF_DTYPES else dtype
 
 
+def cast_in(inputs, dtype, cdtype):
+    """Returns ``(inputs, x)``: the inputs as a tensor, and ``x`` in the compute dtype.
+
+    ``dtype`` is the input dtype (:func:`check_inputs`), ``cdtype`` the
+    compute dtype (:func:`compute_dtype`); ``x`` is ``inputs`` itself when
+    they are the same. Call it inside the block's scope.
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    x = tf.cast(inputs, cdtype) if cdtype != dtype else inputs
+    return inputs, x
+
+
+def scale_channels(inputs, gate, channels, data_format):
+    """``inputs * gate`` for a per-image channel gate of C values ([N, C] or [N, C, 1]).
+
+    The gate (in the compute dtype) is cast to the input dtype and reshaped to
+    broadcast over H and W.
+    """
+    gate = tf.reshape(tf.cast(gate, inputs.dtype),
+                      gate_shape(channels, data_format))  # [N,1,1,C] or [N,C,1,1]
+    return inputs * gate
+
+
 def pointwise(x, weights, data_format):
     """1x1 convolution as a matmul over channels; ``weights`` is [1, 1, Cin, Cout].
 
@@ -214,6 +243,11 @@ def torch_default_initializer():
     """PyTorch's default Linear/Conv init, ``kaiming_uniform(a=sqrt(5))``: U(+-1/sqrt(fan_in))."""
     return tf1.variance_scaling_initializer(
         scale=1.0 / 3.0, mode='fan_in', distribution='uniform')
+
+
+def gamma_initializer(zero_init_last):
+    """A block's last batch norm gamma: zeros if ``zero_init_last`` (official init), else ones."""
+    return tf1.zeros_initializer() if zero_init_last else tf1.ones_initializer()
 
 
 def he_normal_initializer(mode):
@@ -287,6 +321,16 @@ def weighted_layer(x, op, weights_shape, args, scope, data_format=None):
 def dense(x, units, args, scope):
     """``x @ W + b`` on [N, Cin]: variables ``scope/weights`` [Cin, units], ``scope/biases``."""
     return weighted_layer(x, tf.matmul, [int(x.shape[-1]), units], args, scope)
+
+
+def mlp(x, units, activation_fn, args):
+    """SE's excitation and CBAM's shared channel MLP: ``fc2(activation_fn(fc1(x)))``.
+
+    On [B, C]: ``fc1`` (C -> units, ``fc1/weights``, ``fc1/biases``), then
+    ``fc2`` (units -> C); returns the [B, C] logits (no gate).
+    """
+    hidden = activation_fn(dense(x, units, args, 'fc1'))  # [B, P]
+    return dense(hidden, int(x.shape[-1]), args, 'fc2')  # [B, C]
 
 
 def conv1x1(x, units, args, data_format, scope):

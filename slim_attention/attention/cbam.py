@@ -97,8 +97,7 @@ def channel_attention(inputs,
         reduction_ratio, inner_units_ratio, 16)
     _utils.check_callable('activation_fn', activation_fn)
     _utils.check_callable('gate_fn', gate_fn)
-    dtype = _utils.check_dtype(inputs)
-    channels = _utils.check_inputs(inputs, data_format)
+    dtype, channels = _utils.check_inputs(inputs, data_format)
     units = _utils.hidden_units(channels, reduction_ratio, inner_units_ratio)
     if weights_initializer is None:
         weights_initializer = _utils.torch_default_initializer()
@@ -109,20 +108,16 @@ def channel_attention(inputs,
 
     with tf1.variable_scope(scope, 'ChannelAttention', [inputs],
                             reuse=reuse) as sc:
-        inputs = tf.convert_to_tensor(inputs)
-        x = tf.cast(inputs, cdtype) if cdtype != dtype else inputs
+        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
         axes = _utils.spatial_axes(data_format)
         avg = tf.reduce_mean(x, axes)  # [N, C]
         mx = tf.reduce_max(x, axes)  # [N, C]
         pooled = tf.concat([avg, mx], axis=0)  # [2N, C]: one pass of the shared MLP
 
-        hidden = activation_fn(_utils.dense(pooled, units, args, 'fc1'))  # [2N, P]
-        logits = _utils.dense(hidden, channels, args, 'fc2')  # [2N, C]
+        logits = _utils.mlp(pooled, units, activation_fn, args)  # [2N, C]
         avg_logits, max_logits = tf.split(logits, 2, axis=0)  # 2 x [N, C]
         gate = gate_fn(avg_logits + max_logits)
-        gate = tf.reshape(tf.cast(gate, dtype),
-                          _utils.gate_shape(channels, data_format))  # [N,1,1,C] or [N,C,1,1]
-        outputs = inputs * gate
+        outputs = _utils.scale_channels(inputs, gate, channels, data_format)
         return _utils.collect(outputs_collections, sc.name, outputs)
 
 
@@ -196,12 +191,10 @@ def spatial_attention(inputs,
     kernel_size = _utils.check_odd_kernel_size(kernel_size)
     _utils.check_callable('gate_fn', gate_fn)
     is_training = _utils.check_is_training(is_training)
-    dtype = _utils.check_dtype(inputs)
-    _utils.check_inputs(inputs, data_format)
+    dtype, _ = _utils.check_inputs(inputs, data_format)
     if weights_initializer is None:
         weights_initializer = _utils.he_normal_initializer('fan_out')
-    gamma_initializer = (tf1.zeros_initializer() if zero_init_last
-                         else tf1.ones_initializer())
+    gamma_initializer = _utils.gamma_initializer(zero_init_last)
     cdtype = _utils.compute_dtype(dtype)
     args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
                             biases_initializer, biases_regularizer, trainable,
@@ -209,8 +202,7 @@ def spatial_attention(inputs,
 
     with tf1.variable_scope(scope, 'SpatialAttention', [inputs],
                             reuse=reuse) as sc:
-        inputs = tf.convert_to_tensor(inputs)
-        x = tf.cast(inputs, cdtype) if cdtype != dtype else inputs
+        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
         cax = _utils.channel_axis(data_format)
         pooled = tf.stack([tf.reduce_max(x, cax), tf.reduce_mean(x, cax)],
                           axis=-1)  # [N, H, W, 2], official order: max, mean
@@ -323,7 +315,6 @@ def convolutional_block_attention_module(inputs,
     _utils.check_callable('activation_fn', activation_fn)
     _utils.check_callable('gate_fn', gate_fn)
     _utils.check_is_training(is_training)
-    _utils.check_dtype(inputs)
     _utils.check_inputs(inputs, data_format)
     default_name = 'CBAM'
     if index is not None:

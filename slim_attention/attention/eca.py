@@ -103,8 +103,7 @@ def efficient_channel_attention(inputs,
     if kernel_size is not None:
         kernel_size = _utils.check_odd_kernel_size(kernel_size)
     _utils.check_callable('gate_fn', gate_fn)
-    dtype = _utils.check_dtype(inputs)
-    channels = _utils.check_inputs(inputs, data_format)
+    dtype, channels = _utils.check_inputs(inputs, data_format)
     if kernel_size is None:
         kernel_size = adaptive_kernel_size(channels)
     if weights_initializer is None:
@@ -115,8 +114,7 @@ def efficient_channel_attention(inputs,
                             variables_collections)
 
     with tf1.variable_scope(scope, 'ECA', [inputs], reuse=reuse) as sc:
-        inputs = tf.convert_to_tensor(inputs)
-        x = tf.cast(inputs, cdtype) if cdtype != dtype else inputs
+        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
         squeeze = tf.reduce_mean(x, _utils.spatial_axes(data_format))  # [N, C]
         sequence = tf.expand_dims(squeeze, -1)  # [N, C, 1]: C steps, 1 feature
         logits = _utils.weighted_layer(
@@ -124,7 +122,6 @@ def efficient_channel_attention(inputs,
             lambda net, weights: tf.nn.conv1d(net, weights, stride=1,
                                               padding='SAME'),
             [kernel_size, 1, 1], args, 'conv')  # [N, C, 1]
-        gate = tf.reshape(tf.cast(gate_fn(logits), dtype),
-                          _utils.gate_shape(channels, data_format))  # [N,1,1,C] or [N,C,1,1]
-        outputs = inputs * gate
+        outputs = _utils.scale_channels(inputs, gate_fn(logits), channels,
+                                        data_format)
         return _utils.collect(outputs_collections, sc.name, outputs)

@@ -119,8 +119,7 @@ def global_context(inputs,
     _utils.check_callable('activation_fn', activation_fn)
     _utils.check_callable('gate_fn', gate_fn)
     _utils.check_positive_number('layer_norm_epsilon', layer_norm_epsilon)
-    dtype = _utils.check_dtype(inputs)
-    channels = _utils.check_inputs(inputs, data_format)
+    dtype, channels = _utils.check_inputs(inputs, data_format)
     units = _utils.hidden_units(channels, reduction_ratio, inner_units_ratio)
     mask_initializer = weights_initializer
     if mask_initializer is None:
@@ -152,8 +151,7 @@ def global_context(inputs,
 
     with tf1.variable_scope(scope, 'GlobalContext', [inputs],
                             reuse=reuse) as sc:
-        inputs = tf.convert_to_tensor(inputs)
-        x = tf.cast(inputs, cdtype) if cdtype != dtype else inputs
+        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
         if pooling == 'attention':
             logits = _utils.conv1x1(x, 1, mask_args, data_format,
                                     'conv_mask')  # [N,H,W,1] or [N,1,H,W]

@@ -111,13 +111,11 @@ def non_local_block(inputs,
     if not isinstance(subsample, bool):
         raise TypeError('subsample must be a bool, got %r' % (subsample,))
     is_training = _utils.check_is_training(is_training)
-    dtype = _utils.check_dtype(inputs)
-    channels = _utils.check_inputs(inputs, data_format)
+    dtype, channels = _utils.check_inputs(inputs, data_format)
     inner = _utils.hidden_units(channels, reduction_ratio, inner_units_ratio)
     if weights_initializer is None:
         weights_initializer = tf1.random_normal_initializer(stddev=0.01)
-    gamma_initializer = (tf1.zeros_initializer() if zero_init_last
-                         else tf1.ones_initializer())
+    gamma_initializer = _utils.gamma_initializer(zero_init_last)
     cdtype = _utils.compute_dtype(dtype)
 
     args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
@@ -125,8 +123,7 @@ def non_local_block(inputs,
                             variables_collections)
 
     with tf1.variable_scope(scope, 'NonLocal', [inputs], reuse=reuse) as sc:
-        inputs = tf.convert_to_tensor(inputs)
-        x = tf.cast(inputs, cdtype) if cdtype != dtype else inputs
+        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
         source = x
         if subsample:
             source = _utils.from_nhwc(

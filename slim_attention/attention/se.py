@@ -82,8 +82,7 @@ def squeeze_and_excitation(inputs,
         reduction_ratio, inner_units_ratio, 16)
     _utils.check_callable('activation_fn', activation_fn)
     _utils.check_callable('gate_fn', gate_fn)
-    dtype = _utils.check_dtype(inputs)
-    channels = _utils.check_inputs(inputs, data_format)
+    dtype, channels = _utils.check_inputs(inputs, data_format)
     units = _utils.hidden_units(channels, reduction_ratio, inner_units_ratio)
     if weights_initializer is None:
         weights_initializer = _utils.torch_default_initializer()
@@ -94,13 +93,9 @@ def squeeze_and_excitation(inputs,
 
     with tf1.variable_scope(scope, 'SqueezeExcitation', [inputs],
                             reuse=reuse) as sc:
-        inputs = tf.convert_to_tensor(inputs)
-        x = tf.cast(inputs, cdtype) if cdtype != dtype else inputs
+        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
         squeeze = tf.reduce_mean(x, _utils.spatial_axes(data_format))  # [N, C]
 
-        hidden = activation_fn(_utils.dense(squeeze, units, args, 'fc1'))  # [N, P]
-        gate = gate_fn(_utils.dense(hidden, channels, args, 'fc2'))  # [N, C]
-        gate = tf.reshape(tf.cast(gate, dtype),
-                          _utils.gate_shape(channels, data_format))  # [N,1,1,C] or [N,C,1,1]
-        outputs = inputs * gate
+        gate = gate_fn(_utils.mlp(squeeze, units, activation_fn, args))  # [N, C]
+        outputs = _utils.scale_channels(inputs, gate, channels, data_format)
         return _utils.collect(outputs_collections, sc.name, outputs)

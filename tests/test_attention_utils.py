@@ -1,0 +1,162 @@
+"""The shared private helpers of the attention blocks (slim_attention.attention._utils).
+
+Each helper is the one place a piece of the blocks' logic lives (variable
+creation with an optional bias, the SE/CBAM MLP, the channel-gate epilogue,
+the input contract, the compute-dtype cast); these tests pin it directly
+against NumPy, independently of any block.
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from slim_attention.attention import _utils
+
+tf1 = tf.compat.v1
+
+
+def _args(dtype=tf.float64, biases_initializer=tf1.zeros_initializer(),
+          collections=None, weights_regularizer=None, biases_regularizer=None):
+    return _utils.LayerArgs(dtype, tf1.glorot_uniform_initializer(),
+                            weights_regularizer, biases_initializer,
+                            biases_regularizer, True, collections)
+
+
+def _load_random(sess, variables, seed=0):
+    rng = np.random.RandomState(seed)
+    values = {}
+    for v in variables:
+        value = rng.normal(size=v.shape.as_list())
+        v.load(value, sess)
+        values[v.op.name] = value
+    return values
+
+
+@pytest.mark.parametrize('with_bias', [True, False])
+def test_weighted_layer_variables_and_math(graph, with_bias):
+    x = tf1.placeholder(tf.float64, [None, 3])
+    args = _args(biases_initializer=tf1.zeros_initializer() if with_bias else None,
+                 collections={'weights': ['W'], 'biases': ['B']},
+                 weights_regularizer=tf.reduce_sum, biases_regularizer=tf.reduce_sum)
+    y = _utils.weighted_layer(x, tf.matmul, [3, 4], args, 'layer')
+    names = {v.op.name: v.shape.as_list() for v in tf1.global_variables()}
+    expected = {'layer/weights': [3, 4]}
+    if with_bias:
+        expected['layer/biases'] = [4]
+    assert names == expected
+    assert [v.op.name for v in tf1.get_collection('W')] == ['layer/weights']
+    assert [v.op.name for v in tf1.get_collection('B')] == (
+        ['layer/biases'] if with_bias else [])
+    assert len(tf1.get_collection(tf1.GraphKeys.REGULARIZATION_LOSSES)) == len(expected)
+    assert set(tf1.global_variables()) <= set(
+        tf1.get_collection(tf1.GraphKeys.MODEL_VARIABLES))
+    value = np.random.RandomState(1).normal(size=(2, 3))
+    with tf1.Session() as sess:
+        w = _load_random(sess, tf1.global_variables())
+        out = sess.run(y, {x: value})
+    reference = value @ w['layer/weights'] + w.get('layer/biases', 0.0)
+    np.testing.assert_allclose(out, reference, rtol=1e-12)
+
+
+def test_weighted_layer_bias_follows_data_format(graph):
+    """conv1x1 in NCHW adds its bias on axis 1 (the channel axis)."""
+    x = tf1.placeholder(tf.float64, [2, 3, 4, 5])  # [N, C, H, W]
+    y = _utils.conv1x1(x, 6, _args(), 'NCHW', 'conv')
+    assert y.shape.as_list() == [2, 6, 4, 5]
+    value = np.random.RandomState(2).normal(size=(2, 3, 4, 5))
+    with tf1.Session() as sess:
+        w = _load_random(sess, tf1.global_variables())
+        out = sess.run(y, {x: value})
+    kernel = w['conv/weights'][0, 0]  # [Cin, Cout]
+    reference = (np.einsum('nchw,cd->ndhw', value, kernel)
+                 + w['conv/biases'].reshape(1, -1, 1, 1))
+    np.testing.assert_allclose(out, reference, rtol=1e-12)
+
+
+def test_layer_args_replace_changes_one_layer_only(graph):
+    args = _args()
+    zero = args._replace(weights_initializer=tf1.zeros_initializer())
+    x = tf.constant(np.ones((1, 2)))
+    _utils.dense(x, 2, args, 'a')
+    _utils.dense(x, 2, zero, 'b')
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        a, b = sess.run([v for name in ('a/weights', 'b/weights')
+                         for v in tf1.global_variables() if v.op.name == name])
+    assert np.abs(a).max() > 0 and not b.any()
+    assert args.weights_initializer is not zero.weights_initializer
+
+
+def test_mlp_matches_numpy(graph):
+    x = tf1.placeholder(tf.float64, [None, 8])
+    y = _utils.mlp(x, 3, tf.nn.relu, _args())
+    assert y.shape.as_list() == [None, 8]
+    assert sorted(v.op.name for v in tf1.global_variables()) == [
+        'fc1/biases', 'fc1/weights', 'fc2/biases', 'fc2/weights']
+    value = np.random.RandomState(3).normal(size=(4, 8))
+    with tf1.Session() as sess:
+        w = _load_random(sess, tf1.global_variables())
+        out = sess.run(y, {x: value})
+    hidden = np.maximum(value @ w['fc1/weights'] + w['fc1/biases'], 0.0)
+    np.testing.assert_allclose(out, hidden @ w['fc2/weights'] + w['fc2/biases'],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize('data_format', ['NHWC', 'NCHW'])
+def test_scale_channels(graph, data_format):
+    rng = np.random.RandomState(4)
+    value = rng.normal(size=(2, 3, 4, 5)).astype(np.float16)  # NHWC
+    gate = rng.uniform(size=(2, 5))
+    laid_out = value if data_format == 'NHWC' else value.transpose(0, 3, 1, 2)
+    inputs = tf.constant(laid_out)
+    out = _utils.scale_channels(inputs, tf.constant(gate, tf.float32), 5,
+                                data_format)
+    assert out.dtype == tf.float16
+    with tf1.Session() as sess:
+        result = sess.run(out)
+    if data_format == 'NCHW':
+        result = result.transpose(0, 2, 3, 1)
+    reference = value * gate.astype(np.float32).astype(np.float16)[:, None, None, :]
+    np.testing.assert_array_equal(result, reference)
+
+
+@pytest.mark.parametrize('dtype', [tf.float16, tf.bfloat16, tf.float32, tf.float64])
+def test_cast_in_uses_compute_dtype(graph, dtype):
+    x = tf1.placeholder(dtype, [1, 2, 2, 3])
+    cdtype = _utils.compute_dtype(dtype)
+    n = len(graph.get_operations())
+    inputs, compute = _utils.cast_in(x, dtype, cdtype)
+    assert inputs is x
+    assert compute.dtype == (tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype)
+    if cdtype == dtype:
+        assert compute is x and len(graph.get_operations()) == n  # no cast op
+
+
+def test_cast_in_converts_arrays(graph):
+    inputs, compute = _utils.cast_in(np.ones((1, 2, 2, 3)), tf.float64, tf.float64)
+    assert tf.is_tensor(inputs) and inputs.dtype == tf.float64 and compute is inputs
+
+
+@pytest.mark.parametrize('data_format,shape,channels', [
+    ('NHWC', [None, 5, 6, 7], 7), ('NCHW', [None, 7, 5, 6], 7)])
+def test_check_inputs_returns_dtype_and_channels(graph, data_format, shape, channels):
+    x = tf1.placeholder(tf.float16, shape)
+    assert _utils.check_inputs(x, data_format) == (tf.float16, channels)
+
+
+@pytest.mark.parametrize('shape,dtype,error,message', [
+    ([2, 5, 7], tf.float32, ValueError, r'inputs must have rank 4 \(NHWC\), got shape'),
+    ([2, 5, 5, None], tf.float32, ValueError, 'known number of channels'),
+    ([2, 5, 5, 3], tf.int32, TypeError,
+     'inputs must be a floating point tensor, got dtype int32'),
+])
+def test_check_inputs_errors(graph, shape, dtype, error, message):
+    with pytest.raises(error, match=message):
+        _utils.check_inputs(tf1.placeholder(dtype, shape), 'NHWC')
+
+
+@pytest.mark.parametrize('zero_init_last,expected', [(True, 0.0), (False, 1.0)])
+def test_gamma_initializer(graph, zero_init_last, expected):
+    v = tf1.get_variable('gamma', [3], initializer=_utils.gamma_initializer(zero_init_last))
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        np.testing.assert_array_equal(sess.run(v), np.full(3, expected))
