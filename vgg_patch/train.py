@@ -520,20 +520,49 @@ def checkpoint_candidates(train_dir):
     return sorted(found, reverse=True)
 
 
-def restore_latest(sess, saver, train_dir):
+def restore_latest(sess, saver, train_dir, variables=None):
     """Restores the newest checkpoint that loads, falling back to older ones.
+
+    A checkpoint whose files are damaged (a kill mid-save, a full disk) is
+    skipped with a warning. One that reads fine but does not fit the graph
+    (written with other options) is an error, not silently skipped: starting
+    over would throw the run away.
 
     Args:
       sess: the session.
       saver: a ``tf.compat.v1.train.Saver``.
       train_dir: the run's folder.
+      variables: the variables the checkpoint must hold (names and shapes are
+        checked before restoring); default: none checked.
 
     Returns:
       The restored prefix, or None if there is no usable checkpoint.
+
+    Raises:
+      UsageError: the newest readable checkpoint does not fit the graph.
     """
     import tensorflow as tf
     candidates = checkpoint_candidates(train_dir)
     for step, prefix in candidates:
+        try:
+            saved = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+        except (tf.errors.OpError, ValueError) as err:
+            logger.warning("checkpoint %s does not load (%s); trying an older one",
+                           prefix, str(err).splitlines()[0])
+            continue
+        for var in variables or ():
+            name, shape = var.op.name, var.shape.as_list()
+            if name not in saved:
+                raise UsageError(
+                    "checkpoint %s was written with other options: it has no variable %s "
+                    "(changed --optimizer or --trainable-scopes?); resume with the "
+                    "original options or use another --train-dir" % (prefix, name))
+            if list(saved[name]) != shape:
+                raise UsageError(
+                    "checkpoint %s was written with other options: %s has shape %s, not "
+                    "%s (changed --image-size or the classes?); resume with the original "
+                    "options or use another --train-dir" % (prefix, name, saved[name],
+                                                           shape))
         try:
             saver.restore(sess, prefix)
         except (tf.errors.OpError, ValueError) as err:
@@ -541,8 +570,7 @@ def restore_latest(sess, saver, train_dir):
                            prefix, str(err).splitlines()[0])
             continue
         # Let the saver manage (and eventually delete) the older ones.
-        saver.recover_last_checkpoints([p for _, p in sorted(candidates)
-                                        if _ <= step])
+        saver.recover_last_checkpoints([p for s_, p in sorted(candidates) if s_ <= step])
         return prefix
     return None
 
@@ -684,7 +712,8 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
     import tensorflow as tf
     ckpt_prefix = os.path.join(args.train_dir, CKPT_NAME)
     best_dir = os.path.join(args.train_dir, "best")
-    restored = restore_latest(sess, g.saver, args.train_dir)
+    restored = restore_latest(sess, g.saver, args.train_dir,
+                              sess.graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES))
     if restored is None:
         sess.run(g.init)
         logger.info("starting from %s", "weights %s" % args.weights if args.weights
@@ -744,13 +773,19 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
             return
         k = min(args.attention_images, len(dataset.val_paths))
         g.attention_input.initialize(sess, dataset.val_paths[:k], dataset.val_labels[:k])
-        summary = sess.run(g.attention_summary, {g.handle: handles["attention"]})
+        try:
+            summary = sess.run(g.attention_summary, {g.handle: handles["attention"]})
+        except tf.errors.OutOfRangeError:  # every one of them failed to decode
+            logger.warning("no attention-map summary: the first %d validation images "
+                           "failed to decode", k)
+            return
         writer.add_summary(summary, step)
 
     def end_of_epoch_validation():
         nonlocal best_acc, best_epoch
         t0 = time.time()
         acc = evaluate()
+        seconds = time.time() - t0
         writer.add_summary(tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(
             tag="validation/accuracy", simple_value=acc)]), step)
         summarize_attention()
@@ -761,7 +796,7 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
                               latest_filename="checkpoint")
         logger.info("epoch %d/%d: validation accuracy %.3f (best %.3f, epoch %d), "
                     "step %d, %.1f s validating", epoch + 1, args.epochs, acc, best_acc,
-                    best_epoch + 1, step, time.time() - t0)
+                    best_epoch + 1, step, seconds)
         return acc
 
     def stop_requested():
