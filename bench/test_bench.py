@@ -1,0 +1,123 @@
+"""Fast checks of the benchmark's own machinery (``python -m pytest bench -q``).
+
+Outside the project's ``tests/`` (pytest.ini's testpaths), so the project suite
+does not pay for them; they take a few seconds.
+"""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import harness  # noqa: E402
+import vgg_ref  # noqa: E402
+
+
+def test_layer_shapes_match_vgg19_parameter_count():
+    total = sum(int(np.prod(w)) + int(np.prod(b)) for _, w, b in vgg_ref.layer_shapes())
+    assert total == vgg_ref.TOTAL_PARAMS == 143667240
+    assert [n for n, _, _ in vgg_ref.layer_shapes()][-3:] == ["fc6", "fc7", "fc8"]
+
+
+def test_keras_names_cover_every_layer_with_matching_shapes():
+    import tensorflow as tf
+    model = tf.keras.applications.VGG19(weights=None, classifier_activation=None)
+    for name, wshape, bshape in vgg_ref.layer_shapes():
+        w, b = model.get_layer(vgg_ref.KERAS_NAMES[name]).get_weights()
+        assert w.shape == wshape and b.shape == bshape, name
+
+
+def test_interleaved_rotates_order_and_counts_calls():
+    calls = []
+    fns = {k: (lambda k=k: calls.append(k)) for k in "abc"}
+    times = harness.interleaved(fns, warmup=1, repeats=3)
+    assert calls[:3] == ["a", "b", "c"]                  # warm-up
+    assert calls[3:] == list("abc") + list("bca") + list("cab")
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_peak_rss_sees_a_large_allocation():
+    if not harness.reset_peak_rss():
+        pytest.skip("cannot reset VmHWM here (/proc/self/clear_refs)")
+    before = harness.peak_rss_bytes()
+    block = np.ones(64 * 2**20, np.uint8)  # 64 MiB, touched
+    after = harness.peak_rss_bytes()
+    assert block.sum() == 64 * 2**20
+    assert after - before >= 60 * 2**20
+
+
+def test_format_table_markdown():
+    text = harness.format_table([{"a": 1.23456, "b": "x"}, {"a": 1234.5}],
+                                [("a", "A"), ("b", "B")])
+    assert text.splitlines() == ["| A | B |", "|---|---|", "| 1.23 | x |", "| 1234 |  |"]
+
+
+def test_preprocess_np_matches_tensorflow_vgg():
+    rgb = np.random.default_rng(0).random((2, 4, 4, 3), dtype=np.float32)
+    out = vgg_ref.preprocess_np(rgb)
+    np.testing.assert_allclose(out[..., 0], rgb[..., 2] * 255 - 103.939, rtol=1e-6)
+    np.testing.assert_allclose(out[..., 2], rgb[..., 0] * 255 - 123.68, rtol=1e-6)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_se_reference_matches_numpy():
+    import tensorflow as tf
+    import attention_ref
+    x = np.random.default_rng(1).standard_normal((2, 3, 3, 32)).astype(np.float32)
+    g = tf.Graph()
+    with g.as_default():
+        out = attention_ref.se_ref(tf.constant(x), ratio=4)
+        variables = tf.compat.v1.trainable_variables()
+        init = tf.compat.v1.global_variables_initializer()
+    with tf.compat.v1.Session(graph=g) as sess:
+        sess.run(init)
+        got = sess.run(out)
+        w1, b1, w2, b2 = sess.run(variables)
+    z = x.mean(axis=(1, 2))
+    gate = _sigmoid(np.maximum(z @ w1 + b1, 0) @ w2 + b2)
+    np.testing.assert_allclose(got, x * gate[:, None, None, :], rtol=1e-5, atol=1e-6)
+
+
+def test_eca_reference_matches_numpy():
+    import tensorflow as tf
+    import attention_ref
+    x = np.random.default_rng(2).standard_normal((2, 3, 3, 16)).astype(np.float32)
+    g = tf.Graph()
+    with g.as_default():
+        out = attention_ref.eca_ref(tf.constant(x), kernel_size=3)
+        (kernel,) = tf.compat.v1.trainable_variables()
+        init = tf.compat.v1.global_variables_initializer()
+    with tf.compat.v1.Session(graph=g) as sess:
+        sess.run(init)
+        got, k = sess.run([out, kernel])
+    z = np.pad(x.mean(axis=(1, 2)), ((0, 0), (1, 1)))
+    conv = sum(k[i, 0, 0] * z[:, i:i + 16] for i in range(3))
+    np.testing.assert_allclose(got, x * _sigmoid(conv)[:, None, None, :],
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("block", ["cbam", "gc", "nl"])
+def test_copy_weights_makes_reference_compute_the_slim_block(block):
+    pytest.importorskip("slim_attention")
+    import slim_attention as slim
+    import attention_ref
+    import case_blocks
+    fns = {"cbam": (slim.convolutional_block_attention_module, attention_ref.cbam_ref),
+           "gc": (slim.global_context, attention_ref.gc_ref),
+           "nl": (lambda x: slim.non_local_block(x, subsample=True),
+                  lambda x: attention_ref.nl_ref(x, subsample=True))}[block]
+    a, b = (case_blocks._Graph(f, 5, 32, 2) for f in fns)  # pylint: disable=protected-access
+    assert case_blocks.copy_weights(a, b)
+    x = np.random.default_rng(3).standard_normal((2, 5, 5, 32)).astype(np.float32)
+    got, want = a.output(x), b.output(x)
+    assert np.max(np.abs(got - want)) <= 1e-4 * np.max(np.abs(want))
+    # The copy really set weights: a different seed changes the output.
+    before = a.output(x)
+    assert case_blocks.copy_weights(a, b, seed=1)
+    assert np.max(np.abs(a.output(x) - before)) > 1e-3
