@@ -2,9 +2,11 @@
 
 One place for: argument validation (ValueError/TypeError naming the argument,
 the value and what was expected, raised before any op exists), data_format
-axes, the channel count, the bottleneck width, the compute dtype policy, the
-default initializers of the official code, and the small normalisation layers
-(batch norm, layer norm) the blocks need.
+axes, the input contract and channel count, the bottleneck width, the compute
+dtype policy (cast in, and the channel-gate epilogue that casts back), the
+default initializers of the official code, the weighted layers (weights and an
+optional bias, bundled per block in :class:`LayerArgs`), the SE/CBAM MLP, and
+the small normalisation layers (batch norm, layer norm) the blocks need.
 
 The blocks are written with ``model_variable`` and ``tf.nn`` ops rather than
 ``slim.conv2d``/``slim.fully_connected``/``slim.batch_norm`` so that a user's
@@ -341,6 +343,24 @@ def conv1x1(x, units, args, data_format, scope):
         [1, 1, cin, units], args, scope, data_format)
 
 
+def _offset_and_scale(channels, dtype, gamma_initializer, trainable,
+                      variables_collections):
+    """A normalisation layer's trainable ``beta`` (zeros) and ``gamma`` [C], in slim's order."""
+    beta = variable('beta', [channels], dtype, tf1.zeros_initializer(),
+                    None, trainable, variables_collections, 'beta')
+    gamma = variable('gamma', [channels], dtype, gamma_initializer,
+                     None, trainable, variables_collections, 'gamma')
+    return beta, gamma
+
+
+def _normalize(x, mean, variance, beta, gamma, epsilon, data_format):
+    """``gamma * (x - mean) / sqrt(variance + epsilon) + beta``, beta and gamma per channel."""
+    shape = bias_shape(data_format)
+    return tf.nn.batch_normalization(
+        x, mean, variance, tf.reshape(beta, shape), tf.reshape(gamma, shape),
+        epsilon)
+
+
 def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
                trainable, variables_collections, data_format,
                scope='BatchNorm'):
@@ -358,10 +378,8 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
     channels = int(x.shape[cax])
     axes = [a for a in range(4) if a != cax]
     with tf1.variable_scope(scope):
-        beta = variable('beta', [channels], dtype, tf1.zeros_initializer(),
-                        None, trainable, variables_collections, 'beta')
-        gamma = variable('gamma', [channels], dtype, gamma_initializer,
-                         None, trainable, variables_collections, 'gamma')
+        beta, gamma = _offset_and_scale(channels, dtype, gamma_initializer,
+                                        trainable, variables_collections)
         moving_mean = variable('moving_mean', [channels], dtype,
                                tf1.zeros_initializer(), None, False,
                                variables_collections, 'moving_mean')
@@ -403,9 +421,9 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
                 tf1.GraphKeys.UPDATE_OPS,
                 tf.cond(is_training, update, lambda: tf.constant(False)))
         shape = bias_shape(data_format)
-        return tf.nn.batch_normalization(
-            x, tf.reshape(mean, shape), tf.reshape(variance, shape),
-            tf.reshape(beta, shape), tf.reshape(gamma, shape), epsilon)
+        return _normalize(x, tf.reshape(mean, shape),
+                          tf.reshape(variance, shape), beta, gamma, epsilon,
+                          data_format)
 
 
 def check_is_training(is_training):
@@ -428,15 +446,10 @@ def layer_norm(x, epsilon, dtype, trainable, variables_collections,
     cax = channel_axis(data_format)
     channels = int(x.shape[cax])
     with tf1.variable_scope(scope):
-        beta = variable('beta', [channels], dtype, tf1.zeros_initializer(),
-                        None, trainable, variables_collections, 'beta')
-        gamma = variable('gamma', [channels], dtype, tf1.ones_initializer(),
-                         None, trainable, variables_collections, 'gamma')
+        beta, gamma = _offset_and_scale(channels, dtype, tf1.ones_initializer(),
+                                        trainable, variables_collections)
         mean, variance = tf.nn.moments(x, [cax], keepdims=True)
-        shape = bias_shape(data_format)
-        return tf.nn.batch_normalization(
-            x, mean, variance, tf.reshape(beta, shape), tf.reshape(gamma, shape),
-            epsilon)
+        return _normalize(x, mean, variance, beta, gamma, epsilon, data_format)
 
 
 def collect(outputs_collections, name, outputs):
