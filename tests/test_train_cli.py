@@ -397,7 +397,8 @@ def test_trainable_scopes_freeze_the_rest(data_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "one_class", "bad_weights",
-                                  "no_weights_file", "unknown_scope", "bad_value"])
+                                  "no_weights_file", "unknown_scope", "bad_value",
+                                  "unwritable_train_dir"])
 def test_bad_input_is_one_line_and_exit_2(case, tmp_path, data_dir, capsys):
     args = ["--train-dir", str(tmp_path / "t"), "--image-size", "32", "--max-steps", "1"]
     if case == "missing":
@@ -424,9 +425,13 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, data_dir, capsys):
     elif case == "unknown_scope":
         args += ["--data-dir", data_dir, "--trainable-scopes", "cbam,conv9"]
         expected = "--trainable-scopes: 'conv9' matches no trainable variable; scopes are"
-    else:
+    elif case == "bad_value":
         args += ["--data-dir", data_dir, "--learning-rate", "-1"]
         expected = "--learning-rate must be a positive number, got -1.0"
+    else:
+        (tmp_path / "file").write_text("a file, not a folder")
+        args += ["--data-dir", data_dir, "--train-dir", str(tmp_path / "file" / "run")]
+        expected = "--train-dir '%s' cannot be written" % (tmp_path / "file" / "run")
     rc = train_lib.main(args)
     err = capsys.readouterr().err
     assert rc == 2

@@ -617,9 +617,13 @@ def check_or_write_run_files(args, dataset, num_classes):
                 logger.warning("%s changed since the run in %s was started (%r -> %r): "
                                "the resumed epoch position is approximate", key,
                                args.train_dir, old.get(key), settings[key])
-    os.makedirs(args.train_dir, exist_ok=True)
-    _atomic_write(classes_path, "".join(n + "\n" for n in dataset.class_names))
-    _atomic_write(run_path, json.dumps(settings, indent=2) + "\n")
+    try:
+        os.makedirs(args.train_dir, exist_ok=True)
+        _atomic_write(classes_path, "".join(n + "\n" for n in dataset.class_names))
+        _atomic_write(run_path, json.dumps(settings, indent=2) + "\n")
+    except OSError as err:
+        raise UsageError("--train-dir %r cannot be written: %s" % (args.train_dir,
+                                                                  err)) from None
 
 
 def _atomic_write(path, text):
@@ -747,7 +751,13 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
                                   g.state_feed[g.epoch_position]: position,
                                   g.state_feed[g.best_accuracy]: best_acc,
                                   g.state_feed[g.best_epoch]: best_epoch})
-        path = g.saver.save(sess, ckpt_prefix, global_step=step)
+        try:
+            path = g.saver.save(sess, ckpt_prefix, global_step=step)
+        except (tf.errors.OpError, OSError) as err:  # disk full, folder removed, ...
+            raise TrainingFailed(
+                "could not write the checkpoint of step %d (%s); the previous checkpoint "
+                "%s is intact" % (step, str(err).splitlines()[0],
+                                  last_saved[0] or restored or "(none)")) from None
         writer.flush()
         last_saved[0] = path
         logger.debug("saved %s (%s)", path, reason)
