@@ -155,6 +155,18 @@ def test_progress_bar_lines_when_not_a_terminal():
     assert lines[-1].startswith("epoch 1/2 |########################| 20/20 ")
 
 
+def test_progress_bar_close_writes_the_last_state_of_a_cut_loop():
+    stream = io.StringIO()
+    bar = ProgressBar(45, prefix="epoch 1/3", stream=stream)
+    for i in range(1, 4):  # e.g. --max-steps 3: never reaches a tenth
+        bar.update(i, {"loss": 2.0})
+    assert stream.getvalue() == ""
+    bar.close()
+    assert stream.getvalue().startswith("epoch 1/3 |#-----------------------| 3/45 loss 2 ")
+    bar.update(45)
+    assert stream.getvalue().count("\n") == 1
+
+
 def test_progress_bar_redraws_in_place_on_a_terminal():
     stream = io.StringIO()
     bar = ProgressBar(3, stream=stream, tty=True, min_interval=0.0, unit="step")

@@ -49,7 +49,7 @@ class ProgressBar(object):
         self._last_draw = 0.0
         self._next_line_tenth = 1
         self._line_len = 0
-        self._text = ""
+        self._pending = None  # last update not written (line mode)
         self.closed = False
 
     def render(self, done, metrics=None, rate=None):
@@ -94,15 +94,23 @@ class ProgressBar(object):
         else:
             tenth = int(10 * min(done, self.total) / self.total)
             if tenth < self._next_line_tenth and done < self.total:
+                self._pending = (done, metrics, rate)
                 return
             self._next_line_tenth = tenth + 1
+            self._pending = None
             self.stream.write(self.render(done, metrics, rate) + "\n")
         self._last_draw = now
         self.stream.flush()
 
     def close(self):
-        """Ends the bar's line (terminal mode); further updates are ignored."""
-        if not self.closed and self.tty and self._line_len:
-            self.stream.write("\n")
+        """Ends the bar: a newline (terminal), or the last unwritten state (lines).
+
+        Further updates are ignored.
+        """
+        if not self.closed:
+            if self.tty and self._line_len:
+                self.stream.write("\n")
+            elif not self.tty and self._pending is not None:
+                self.stream.write(self.render(*self._pending) + "\n")
             self.stream.flush()
         self.closed = True
