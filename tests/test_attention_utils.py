@@ -160,3 +160,40 @@ def test_gamma_initializer(graph, zero_init_last, expected):
     with tf1.Session() as sess:
         sess.run(tf1.global_variables_initializer())
         np.testing.assert_array_equal(sess.run(v), np.full(3, expected))
+
+
+def _mlp_gate_args(x, **kwargs):
+    merged = dict(reduction_ratio=None, inner_units_ratio=None,
+                  activation_fn=tf.nn.relu, gate_fn=tf.sigmoid,
+                  weights_initializer=None, weights_regularizer=None,
+                  biases_initializer=tf1.zeros_initializer(),
+                  biases_regularizer=None, trainable=True,
+                  variables_collections=None, data_format='NHWC')
+    merged.update(kwargs)
+    return _utils.mlp_gate_args(x, **merged)
+
+
+def test_mlp_gate_args_resolves_defaults(graph):
+    x = tf1.placeholder(tf.float16, [None, 4, 4, 64])
+    dtype, channels, units, args = _mlp_gate_args(x, trainable=False)
+    assert (dtype, channels, units) == (tf.float16, 64, 4)  # r = 16
+    assert args.dtype == tf.float32 and args.trainable is False
+    init = args.weights_initializer  # PyTorch's default Linear init
+    assert (init.scale, init.mode, init.distribution) == (1.0 / 3.0, 'fan_in', 'uniform')
+    mine = tf1.ones_initializer()
+    _, _, units, args = _mlp_gate_args(x, inner_units_ratio=0.5,
+                                       weights_initializer=mine)
+    assert units == 32 and args.weights_initializer is mine
+    assert len(graph.get_operations()) == 1  # only the placeholder
+
+
+@pytest.mark.parametrize('kwargs,error,message', [
+    ({'data_format': 'NCWH', 'reduction_ratio': 0}, ValueError, 'data_format'),
+    ({'reduction_ratio': 0, 'activation_fn': 1}, ValueError, 'reduction_ratio'),
+    ({'activation_fn': 1, 'gate_fn': 2}, TypeError, 'activation_fn must be callable'),
+    ({'gate_fn': 2}, TypeError, 'gate_fn must be callable'),
+])
+def test_mlp_gate_args_checks_in_order(graph, kwargs, error, message):
+    x = tf1.placeholder(tf.int32, [None, 4, 4, 64])  # also bad, checked last
+    with pytest.raises(error, match=message):
+        _mlp_gate_args(x, **kwargs)

@@ -335,6 +335,39 @@ def mlp(x, units, activation_fn, args):
     return dense(hidden, int(x.shape[-1]), args, 'fc2')  # [B, C]
 
 
+def mlp_gate_args(inputs, reduction_ratio, inner_units_ratio, activation_fn,
+                  gate_fn, weights_initializer, weights_regularizer,
+                  biases_initializer, biases_regularizer, trainable,
+                  variables_collections, data_format):
+    """Checks and resolves the arguments of an MLP channel gate (SE, CBAM's channel gate).
+
+    In the blocks' order: data_format, the ratios (r = 16 when neither is
+    given), activation_fn and gate_fn, then the inputs. The MLP weights
+    default to PyTorch's default Linear init, as in the official code.
+
+    Returns:
+      ``(dtype, channels, units, args)``: the input dtype, C, the hidden width
+      P and the :class:`LayerArgs` of ``fc1`` and ``fc2``.
+
+    Raises:
+      ValueError, TypeError: as :func:`check_data_format`,
+        :func:`check_ratios`, :func:`check_callable` and :func:`check_inputs`.
+    """
+    check_data_format(data_format)
+    reduction_ratio, inner_units_ratio = check_ratios(
+        reduction_ratio, inner_units_ratio, 16)
+    check_callable('activation_fn', activation_fn)
+    check_callable('gate_fn', gate_fn)
+    dtype, channels = check_inputs(inputs, data_format)
+    units = hidden_units(channels, reduction_ratio, inner_units_ratio)
+    if weights_initializer is None:
+        weights_initializer = torch_default_initializer()
+    args = LayerArgs(compute_dtype(dtype), weights_initializer,
+                     weights_regularizer, biases_initializer,
+                     biases_regularizer, trainable, variables_collections)
+    return dtype, channels, units, args
+
+
 def conv1x1(x, units, args, data_format, scope):
     """1x1 convolution with slim.conv2d's variables (``weights`` [1,1,Cin,Cout], ``biases``)."""
     cin = int(x.shape[channel_axis(data_format)])

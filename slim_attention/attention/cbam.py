@@ -92,23 +92,18 @@ def channel_attention(inputs,
       TypeError: a ratio is not a number; inputs are not floating point;
         activation_fn or gate_fn is not callable.
     """
-    data_format = _utils.check_data_format(data_format)
-    reduction_ratio, inner_units_ratio = _utils.check_ratios(
-        reduction_ratio, inner_units_ratio, 16)
-    _utils.check_callable('activation_fn', activation_fn)
-    _utils.check_callable('gate_fn', gate_fn)
-    dtype, channels = _utils.check_inputs(inputs, data_format)
-    units = _utils.hidden_units(channels, reduction_ratio, inner_units_ratio)
-    if weights_initializer is None:
-        weights_initializer = _utils.torch_default_initializer()
-    cdtype = _utils.compute_dtype(dtype)
-    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
-                            biases_initializer, biases_regularizer, trainable,
-                            variables_collections)
+    dtype, channels, units, args = _utils.mlp_gate_args(
+        inputs, reduction_ratio=reduction_ratio,
+        inner_units_ratio=inner_units_ratio, activation_fn=activation_fn,
+        gate_fn=gate_fn, weights_initializer=weights_initializer,
+        weights_regularizer=weights_regularizer,
+        biases_initializer=biases_initializer,
+        biases_regularizer=biases_regularizer, trainable=trainable,
+        variables_collections=variables_collections, data_format=data_format)
 
     with tf1.variable_scope(scope, 'ChannelAttention', [inputs],
                             reuse=reuse) as sc:
-        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
+        inputs, x = _utils.cast_in(inputs, dtype, args.dtype)
         axes = _utils.spatial_axes(data_format)
         avg = tf.reduce_mean(x, axes)  # [N, C]
         mx = tf.reduce_max(x, axes)  # [N, C]
