@@ -19,7 +19,10 @@ pool5, upsampled) drawn over it, from blue (low) to red (high), normalised per
 image; the map's raw range is logged.
 
 Exit status: 0 done; 1 some image could not be read (the others are still
-predicted); 2 bad input (no weights, mismatched class names, ...).
+predicted); 2 bad input (no weights, mismatched class names, ...). With
+weights that hold no CBAM weights (the original ``vgg19.npy``) a warning says
+the attention block is untrained; ``--no-attention`` gives tensorflow-vgg's
+network exactly.
 """
 import argparse
 import json
@@ -185,51 +188,64 @@ def attention_figure(images, maps, display_size=224):
     return (np.concatenate(rows, axis=0) * 255).round().astype(np.uint8)
 
 
-def load_images(paths, image_size):
-    """Decodes and center-crops images like validation images in training.
+def predict(weights, class_names, image_size, paths, attention=True, batch_size=16):
+    """Runs the network on image files, preprocessed like validation images.
 
-    Returns:
-      float32 [N, size, size, 3] in [0, 1].
-    """
-    import tensorflow as tf
-    graph = tf.Graph()
-    with graph.as_default():
-        pipe = data_lib.ImagePipeline(image_size, max(1, len(paths)), False, name="predict_input")
-        with tf.compat.v1.Session(graph=graph) as sess:
-            pipe.initialize(sess, paths, np.zeros(len(paths), np.int64))
-            images, _ = sess.run([pipe.images, pipe.labels_out])
-    if len(images) != len(paths):
-        raise UsageError("TensorFlow could not decode some of %s" % ", ".join(paths))
-    return images
-
-
-def predict(weights, class_names, image_size, images, attention=True):
-    """Runs the network on preprocessed images.
+    One graph: the tf.data pipeline of :mod:`vgg_patch.data` (shorter side
+    resized, central crop) feeds the network, ``batch_size`` images at a time.
 
     Args:
       weights: path of the weights ``.npy``.
       class_names: list of class names (its length is the number of classes).
       image_size: model input size.
-      images: float32 [N, size, size, 3] in [0, 1].
+      paths: image files (already checked with Pillow).
       attention: build CBAM after pool5 (False: the unpatched network).
+      batch_size: images per forward pass.
 
     Returns:
-      ``(probabilities [N, num_classes], attention_maps [N, h, w, 1] or None)``.
+      ``(kept_paths, images [N, size, size, 3], probabilities [N, classes],
+      attention_maps [N, h, w, 1] or None)``; a file TensorFlow cannot decode
+      is left out (with a warning).
+
+    Raises:
+      ValueError, OSError: the weights file does not fit or cannot be read.
     """
     import tensorflow as tf
     from vgg_patch import Vgg19
     graph = tf.Graph()
     with graph.as_default():
-        rgb = tf.compat.v1.placeholder(tf.float32, [None, image_size, image_size, 3],
-                                       name="rgb")
+        pipe = data_lib.ImagePipeline(image_size, batch_size, False, name="predict_input")
         vgg = Vgg19(weights, trainable=False, attention="cbam" if attention else None,
                     num_classes=len(class_names))
-        vgg.build(rgb, train_mode=tf.constant(False))
-        fetch = [vgg.prob] + ([vgg.attention_map] if attention else [])
+        vgg.build(pipe.images, train_mode=False)
+        fetch = [pipe.labels_out, pipe.images, vgg.prob]
+        if attention:
+            fetch.append(vgg.attention_map)
+        outputs = []
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            out = sess.run(fetch, {rgb: images})
-    return out[0], (out[1] if attention else None)
+            # The labels carry each image's index, so a dropped file cannot
+            # shift the results onto the wrong names.
+            pipe.initialize(sess, paths, np.arange(len(paths), dtype=np.int64))
+            while True:
+                try:
+                    outputs.append(sess.run(fetch))
+                except tf.errors.OutOfRangeError:
+                    break
+    if not outputs:
+        return [], None, None, None
+    merged = [np.concatenate(parts) for parts in zip(*outputs)]
+    kept = merged[0].tolist()
+    for index in sorted(set(range(len(paths))) - set(kept)):
+        logger.warning("skipping %s: TensorFlow could not decode it", paths[index])
+    return ([paths[i] for i in kept], merged[1], merged[2],
+            merged[3] if attention else None)
+
+
+def _has_attention_weights(weights):
+    from vgg_patch.weights import WeightsFile
+    from vgg_patch.vgg19 import ATTENTION_BLOCK_KEY
+    return ATTENTION_BLOCK_KEY in WeightsFile(weights).blocks
 
 
 def main(argv=None):
@@ -250,26 +266,30 @@ def main(argv=None):
             missing = [p for p in args.images if not os.path.isfile(p)]
             if missing:
                 raise UsageError("no such image file: %s" % ", ".join(missing))
-            paths, _, bad = data_lib.check_images(list(args.images),
-                                                  np.zeros(len(args.images), np.int64))
-            if not paths:
+            checked, _, bad = data_lib.check_images(list(args.images),
+                                                    np.zeros(len(args.images), np.int64))
+            if not checked:
                 raise UsageError("none of the %d image(s) could be read"
                                  % len(args.images))
-            images = load_images(paths, image_size)
             try:
-                probs, maps = predict(weights, names, image_size, images,
-                                      attention=not args.no_attention)
+                if not args.no_attention and not _has_attention_weights(weights):
+                    logger.warning("%s has no CBAM weights, so the attention block is "
+                                   "untrained and changes the predictions; add "
+                                   "--no-attention for tensorflow-vgg's network", weights)
+                paths, images, probs, maps = predict(weights, names, image_size, checked,
+                                                     attention=not args.no_attention)
             except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
                 raise UsageError(str(err).splitlines()[0]) from None
         except UsageError as err:
             print("%s: error: %s" % (PROG, err), file=sys.stderr)
             return EXIT_USAGE
+        bad += len(checked) - len(paths)
         k = min(args.top_k, len(names))
-        for path, p in zip(paths, probs):
+        for path, p in zip(paths, probs if paths else []):
             print(path)
             for index in np.argsort(-p)[:k]:
                 print("  %.4f  %s" % (p[index], names[index]))
-        if args.attention_map:
+        if args.attention_map and paths:
             from PIL import Image
             for path, amap in zip(paths, maps):
                 logger.info("%s: attention map %dx%d, values %.6g to %.6g", path,
