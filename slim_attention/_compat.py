@@ -103,15 +103,17 @@ _KERAS_ROUTED_V1_MODULES = (
      "tf_keras.api._v1.keras.__internal__.legacy.rnn_cell"),
 )
 
-# NumPy aliases of Python builtins, deprecated in NumPy 1.20 and removed in
-# 1.24; TF1-era code uses them as dtypes (``np.zeros(3, dtype=np.object)``).
+# NumPy names removed in NumPy 1.24/2.0 that TF1-era code (tf-slim's own tests
+# included) still uses: the aliases of Python builtins, used as dtypes
+# (``np.zeros(3, dtype=np.object)``), and ``np.product``.
 # (NumPy 2.0 brought ``np.bool`` back; ``np.str`` is left out because NumPy
 # reserves that name for its own scalar type.)
-_NUMPY_BUILTIN_ALIASES = (
+_NUMPY_REMOVED_ALIASES = (
     ("object", builtins.object),  # np.object -> object (removed in NumPy 1.24).
     ("int", builtins.int),  # np.int -> int (removed in NumPy 1.24).
     ("float", builtins.float),  # np.float -> float (removed in NumPy 1.24).
     ("complex", builtins.complex),  # np.complex -> complex (removed in NumPy 1.24).
+    ("product", np.prod),  # np.product -> np.prod (removed in NumPy 2.0).
 )
 # Not repairable: ``ndarray.tostring`` (deprecated in NumPy 1.19, removed in 2.3;
 # use ``tobytes``).
@@ -267,8 +269,8 @@ def _route_v1_layers_to_tf_keras():
 
 
 def _repair_numpy_aliases():
-    """Adds back the NumPy builtin aliases of ``_NUMPY_BUILTIN_ALIASES``."""
-    for name, value in _NUMPY_BUILTIN_ALIASES:
+    """Adds back the removed NumPy names of ``_NUMPY_REMOVED_ALIASES``."""
+    for name, value in _NUMPY_REMOVED_ALIASES:
         _add_attribute(np, name, value, "numpy.%s" % name)
 
 

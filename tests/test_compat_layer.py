@@ -50,9 +50,9 @@ def test_legacy_tf_layers_alias_is_the_same_modules_not_a_copy():
     assert tf_normalization.BatchNormalization is moved.BatchNormalization
 
 
-def test_numpy_aliases_are_the_builtins_and_numpy_names_are_kept():
+def test_numpy_aliases_and_numpy_names_are_kept():
     assert np.object is object and np.float is float and np.int is int
-    assert np.complex is complex
+    assert np.complex is complex and np.product is np.prod
     assert np.zeros(2, dtype=np.object).dtype == np.dtype("O")
     assert np.bool is np.bool_  # NumPy 2's own np.bool, not replaced
 
@@ -62,7 +62,8 @@ def test_apply_is_idempotent():
         values = [getattr(importlib.import_module(old), name)
                   for old, name, _, _ in _compat._MOVED_ATTRIBUTES]
         values += [sys.modules.get(old) for old, _, _ in _compat._MOVED_PACKAGES]
-        values += [np.object, np.float, np.int, np.complex, tf1.layers.dense]
+        values += [np.object, np.float, np.int, np.complex, np.product,
+                   tf1.layers.dense, tf1.nn.rnn_cell.BasicRNNCell]
         return values
 
     before = snapshot()
