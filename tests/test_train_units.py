@@ -142,6 +142,16 @@ def test_prepare_data_split_or_separate_val_dir(tmp_path):
         train.prepare_data(args)
 
 
+def test_demo_data_is_the_digits_split_80_20(tmp_path):
+    args = train.resolve_config(_args("--train-dir", str(tmp_path / "demo")))
+    demo = train.prepare_data(args)
+    assert demo.class_names == [str(d) for d in range(10)]
+    assert (len(demo.train_paths), len(demo.val_paths)) == (1438, 359)
+    assert demo.num_corrupt == 0
+    assert demo.data_dir == os.path.join(str(tmp_path / "demo"), "demo-data")
+    assert sorted(np.bincount(demo.val_labels).tolist())[0] >= 35  # ~20% of each digit
+
+
 def test_progress_bar_lines_when_not_a_terminal():
     stream = io.StringIO()
     bar = ProgressBar(20, prefix="epoch 1/2", stream=stream)

@@ -22,9 +22,10 @@ What lands in ``--train-dir``:
 - ``events.out.tfevents.*``: TensorBoard summaries (loss, accuracy, learning
   rate, validation accuracy, attention maps of a few validation images).
 
-Exit status: 0 done; 1 training failed (NaN loss); 2 bad input (missing or
-empty folder, one class, unreadable weights, ...), one line on stderr;
-130 interrupted by Ctrl-C (SIGINT) or SIGTERM after saving a checkpoint.
+Exit status: 0 done; 1 training failed (NaN loss, a checkpoint that cannot be
+written); 2 bad input (missing or empty folder, one class, unreadable weights,
+...), one line on stderr; 130 interrupted by Ctrl-C (SIGINT) or SIGTERM after
+saving a checkpoint.
 """
 import argparse
 import json
@@ -677,7 +678,8 @@ def train(args, stop=None):
 
     Raises:
       UsageError: bad input (folders, weights, settings).
-      TrainingFailed: the loss became NaN or infinite.
+      TrainingFailed: the loss became NaN or infinite, or a checkpoint could
+        not be written.
       Interrupted: a stop was requested; a checkpoint was saved first.
     """
     import tensorflow as tf
