@@ -5,7 +5,8 @@ To stay fast, the tests that train share ONE run folder and form a story, in
 file order: a first run (module fixture), checks of what it wrote, predict,
 then a NaN loss, resume, Ctrl-C and SIGKILL, each continuing from whatever
 checkpoint the folder holds (so each also passes when run alone). Frozen
-scopes and the bad inputs use folders of their own.
+scopes (fine-tuning from the first run's export) and the bad inputs use
+folders of their own.
 """
 import contextlib
 import io
@@ -378,16 +379,26 @@ def test_ctrl_c_saves_and_sigkill_resumes_with_nothing_lost(first_run, data_dir,
     assert _position(d, newest + 1) == _advance(*_position(d, newest), 1)
 
 
-def test_trainable_scopes_freeze_the_rest(data_dir, tmp_path, capsys):
+def test_fine_tune_from_weights_with_frozen_scopes(first_run, data_dir, tmp_path,
+                                                   capsys):
+    # Start a new run from the first run's export (a save_npy file), training
+    # only CBAM and fc8: the rest must hold the file's values, step after step.
+    export = os.path.join(first_run["dir"], "export", "vgg19-cbam.npy")
+    weights = np.load(export, allow_pickle=True).item()  # our own file, trusted
     d = str(tmp_path / "frozen")
     rc = train_lib.main(base_args(data_dir, d, "--max-steps", "2", "--checkpoint-every",
-                                  "1", "--trainable-scopes", "cbam,fc8",
-                                  "--attention-images", "0"))
-    assert rc == 0, capsys.readouterr().err
+                                  "1", "--trainable-scopes", "cbam,fc8", "--weights",
+                                  export, "--attention-images", "0"))
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "starting from weights %s" % export in err
     one, two = (os.path.join(d, "model.ckpt-%d" % s) for s in (1, 2))
-    for name in ("conv1_1/conv1_1_filters", "conv5_4/conv5_4_biases", "fc6/fc6_weights",
-                 "fc7/fc7_biases"):
-        np.testing.assert_array_equal(ckpt_value(one, name), ckpt_value(two, name))
+    for layer, index, name in (("conv1_1", 0, "conv1_1/conv1_1_filters"),
+                               ("conv5_4", 1, "conv5_4/conv5_4_biases"),
+                               ("fc6", 0, "fc6/fc6_weights"), ("fc7", 1, "fc7/fc7_biases")):
+        np.testing.assert_array_equal(ckpt_value(one, name), weights[layer][index])
+        np.testing.assert_array_equal(ckpt_value(two, name), weights[layer][index])
+    assert not np.array_equal(ckpt_value(two, "fc8/fc8_weights"), weights["fc8"][0])
     assert not np.array_equal(ckpt_value(one, "fc8/fc8_weights"),
                               ckpt_value(two, "fc8/fc8_weights"))
     names = tf.train.load_checkpoint(two).get_variable_to_shape_map()
