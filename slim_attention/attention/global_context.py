@@ -131,12 +131,12 @@ def global_context(inputs,
                             biases_initializer, biases_regularizer, trainable,
                             variables_collections)
     mask_args = args._replace(weights_initializer=mask_initializer)
-    last_args = args
+    last_args = args  # the last conv of each transform
     if zero_init_last:
-        last_args = args._replace(weights_initializer=tf1.zeros_initializer())
-        if biases_initializer is not None:
-            last_args = last_args._replace(
-                biases_initializer=tf1.zeros_initializer())
+        last_args = args._replace(
+            weights_initializer=tf1.zeros_initializer(),
+            biases_initializer=(None if biases_initializer is None
+                                else tf1.zeros_initializer()))
 
     def transform(context, name):
         with tf1.variable_scope(name):

@@ -117,7 +117,6 @@ def non_local_block(inputs,
         weights_initializer = tf1.random_normal_initializer(stddev=0.01)
     gamma_initializer = _utils.gamma_initializer(zero_init_last)
     cdtype = _utils.compute_dtype(dtype)
-
     args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
                             biases_initializer, biases_regularizer, trainable,
                             variables_collections)
