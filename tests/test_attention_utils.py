@@ -197,3 +197,21 @@ def test_mlp_gate_args_checks_in_order(graph, kwargs, error, message):
     x = tf1.placeholder(tf.int32, [None, 4, 4, 64])  # also bad, checked last
     with pytest.raises(error, match=message):
         _mlp_gate_args(x, **kwargs)
+
+
+@pytest.mark.parametrize('name', ['squeeze_and_excitation', 'channel_attention',
+                                  'spatial_attention', 'global_context',
+                                  'efficient_channel_attention', 'non_local_block'])
+def test_python_int_lists_are_refused_before_any_op(graph, name):
+    import slim_attention
+    block = getattr(slim_attention, name)
+    ops_before = len(graph.get_operations())
+    with pytest.raises(TypeError, match='inputs must be floating point.*int'):
+        block([[[[1, 2], [3, 4]]]])
+    assert len(graph.get_operations()) == ops_before
+
+
+def test_python_float_lists_still_work(graph):
+    import slim_attention
+    out = slim_attention.squeeze_and_excitation([[[[1.0, 2.0], [3.0, 4.0]]]])
+    assert out.dtype == tf.float32 and out.shape.as_list() == [1, 1, 2, 2]

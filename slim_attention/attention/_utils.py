@@ -144,7 +144,14 @@ def check_inputs(inputs, data_format):
 def check_dtype(inputs):
     """Raises TypeError unless the input dtype is floating point."""
     dtype = getattr(inputs, 'dtype', None)
-    dtype = tf.as_dtype(dtype) if dtype is not None else tf.float32
+    if dtype is None:
+        # A Python list: tf.convert_to_tensor makes floats float32, ints int32.
+        kind = np.asarray(inputs).dtype.kind
+        if kind != 'f':
+            raise TypeError('inputs must be floating point, got a Python '
+                            'sequence of %s values' % np.asarray(inputs).dtype.name)
+        return tf.float32
+    dtype = tf.as_dtype(dtype)
     if not dtype.is_floating:
         raise TypeError('inputs must be a floating point tensor, got dtype %s'
                         % dtype.name)
