@@ -99,9 +99,9 @@ def run(args):
             rgb, labels = cases._inputs(batch)  # pylint: disable=protected-access
             fns = {n: c.step_fn(rgb, labels) for n, c in contestants}
             if batch == 1:
-                warm, reps = 3, cases._reps(args, 15, 2)  # pylint: disable=protected-access
+                warm, reps = 2, cases._reps(args, 6, 2)  # pylint: disable=protected-access
             else:
-                warm, reps = 2, cases._reps(args, 5, 1)  # pylint: disable=protected-access
+                warm, reps = 1, cases._reps(args, 2, 1)  # pylint: disable=protected-access
             times = harness.interleaved(fns, warm, reps)
             for n, _ in contestants:
                 s = harness.summarize(times[n])

@@ -70,6 +70,9 @@ class GraphContestant:
         self.name = name
         self.graph = tf.Graph()
         with self.graph.as_default():
+            # Same seed in every graph: two builds of one network get the same
+            # fresh (e.g. CBAM) weights, so their outputs can be compared.
+            tf.compat.v1.set_random_seed(0)
             self.rgb = tf.compat.v1.placeholder(tf.float32, (None,) + IMAGE, "rgb")
             self.labels = tf.compat.v1.placeholder(tf.int32, [None], "labels")
             self.train_mode = tf.compat.v1.placeholder(tf.bool, [], "train_mode")
@@ -186,18 +189,25 @@ def _vgg_contestants(args, train):
     out.append(KerasContestant("Keras VGG19 (default, XLA)", weights, train))
     out.append(KerasContestant("Keras VGG19 (jit_compile=False)", weights, train,
                                jit_compile=False))
-    out.append(GraphContestant("bench graph VGG19 (floor)",
-                               floor_builder(weights, train), train))
+    if not train:
+        # Training leaves the floor out: its graph runs the very same kernels as
+        # vgg_patch's (checked with a step trace), and a training round costs
+        # 15-45 s on 2 cores.
+        out.append(GraphContestant("bench graph VGG19 (floor)",
+                                   floor_builder(weights, train), train))
     return out, weights
 
 
-def _throughput_rows(contestants, batch, times, case):
+def _throughput_rows(contestants, batch, times, case, cpu=None):
     rows = []
     for c in contestants:
         s = harness.summarize(times[c.name])
-        rows.append({"case": case, "model": c.name, "batch": batch,
-                     "median_s": s["median_s"], "min_s": s["min_s"], "n": s["n"],
-                     "img_s": batch / s["median_s"]})
+        row = {"case": case, "model": c.name, "batch": batch,
+               "median_s": s["median_s"], "min_s": s["min_s"], "n": s["n"],
+               "img_s": batch / s["median_s"]}
+        if cpu:
+            row["cpu_s"] = harness.summarize(cpu[c.name])["median_s"]
+        rows.append(row)
     return rows
 
 
@@ -216,13 +226,14 @@ def case_vgg(args, train):
         rgb, labels = _inputs(batch)
         fns = {c.name: c.step_fn(rgb, labels) for c in contestants}
         if batch == 1:
-            warm, reps = 3, _reps(args, 15, 2)
+            warm, reps = 2, _reps(args, 10, 2)
         else:
-            warm, reps = 2, _reps(args, 6 if train else 8, 1)
+            warm, reps = 1, _reps(args, 3 if train else 4, 1)
         _LOG.info("timing batch %d: %d warm-up + %d interleaved rounds", batch, warm, reps)
-        times = harness.interleaved(fns, warm, reps)
+        cpu = {}
+        times = harness.interleaved(fns, warm, reps, cpu_out=cpu)
         result["rows"] += _throughput_rows(contestants, batch, times,
-                                           "train" if train else "inference")
+                                           "train" if train else "inference", cpu)
     result["peak_rss_mib"] = harness.mib(harness.peak_rss_bytes())
     for c in contestants:
         c.close()

@@ -71,7 +71,7 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
-def interleaved(fns, warmup, repeats):
+def interleaved(fns, warmup, repeats, cpu_out=None):
     """Times several callables side by side, alternating them round by round.
 
     Alternating (A, B, A, B, ... with the order rotated each round) makes the
@@ -83,8 +83,13 @@ def interleaved(fns, warmup, repeats):
       warmup: untimed calls of each callable before timing.
       repeats: timed calls of each callable.
 
+      cpu_out: optional dict; filled with name -> list of process CPU seconds
+        (all threads, user + system) per call. CPU time counts the work done
+        and is much less sensitive than wall time to other processes sharing
+        the cores (it is inflated a little by thread pools spinning).
+
     Returns:
-      dict name -> list of seconds per call.
+      dict name -> list of wall seconds per call.
     """
     names = list(fns)
     for name in names:
@@ -94,9 +99,12 @@ def interleaved(fns, warmup, repeats):
     for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
+            c0 = time.process_time()
             t0 = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - t0)
+            if cpu_out is not None:
+                cpu_out.setdefault(name, []).append(time.process_time() - c0)
     return times
 
 

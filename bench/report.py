@@ -43,12 +43,17 @@ def _vgg_table(res, title):
             row[key] = (k["median_s"] / r["median_s"]) if k else ""
         k = by.get((KERAS, r["batch"]))
         row["vs_keras_min"] = (k["min_s"] / r["min_s"]) if k else ""
+        if r.get("cpu_s"):
+            row["cpu_ms"] = 1000 * r["cpu_s"]
+            row["vs_keras_cpu"] = (k["cpu_s"] / r["cpu_s"]) if k and k.get("cpu_s") else ""
         row["logit_err"] = res.get("checks", {}).get(r["model"], "")
         out.append(row)
     cols = [("model", "model"), ("batch", "batch"), ("ms", "median ms/step"),
             ("img_s", "images/s"), ("vs_keras", "ratio vs Keras (XLA)"),
             ("vs_keras_nojit", "ratio vs Keras (no XLA)"),
-            ("vs_keras_min", "ratio vs Keras (XLA), best times"), ("n", "rounds"),
+            ("vs_keras_min", "ratio vs Keras (XLA), best times"),
+            ("cpu_ms", "CPU ms/step"), ("vs_keras_cpu", "CPU-time ratio vs Keras (XLA)"),
+            ("n", "rounds"),
             ("logit_err", "max |logits - Keras| / max |Keras|")]
     text = "### %s\n\n%s\n\nPeak RSS of the process (all contestants): %.0f MiB." % (
         title, format_table(out, cols), res.get("peak_rss_mib") or 0)
