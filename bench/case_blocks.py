@@ -26,24 +26,33 @@ def _blocks():
     import attention_ref as ref  # pylint: disable=import-outside-toplevel
     # (name, slim fn, reference fn, sizes, note)
     all_sizes = [s for s, _ in SIZES]
+    # Looked up at call time (lambda), so proposed_fixes.applied() can swap them.
     return [
-        ("squeeze_and_excitation", slim.squeeze_and_excitation, ref.se_ref,
+        ("squeeze_and_excitation", lambda x: slim.squeeze_and_excitation(x),
+         ref.se_ref, all_sizes, ""),
+        ("channel_attention", lambda x: slim.channel_attention(x), ref.channel_ref,
          all_sizes, ""),
-        ("channel_attention", slim.channel_attention, ref.channel_ref, all_sizes, ""),
-        ("spatial_attention", slim.spatial_attention, ref.spatial_ref, all_sizes, ""),
+        ("spatial_attention", lambda x: slim.spatial_attention(x), ref.spatial_ref,
+         all_sizes, ""),
         ("convolutional_block_attention_module",
-         slim.convolutional_block_attention_module, ref.cbam_ref, all_sizes, ""),
-        ("global_context", slim.global_context, ref.gc_ref, all_sizes, ""),
-        ("efficient_channel_attention", slim.efficient_channel_attention,
+         lambda x: slim.convolutional_block_attention_module(x), ref.cbam_ref,
+         all_sizes, ""),
+        ("global_context", lambda x: slim.global_context(x), ref.gc_ref, all_sizes, ""),
+        ("efficient_channel_attention", lambda x: slim.efficient_channel_attention(x),
          ref.eca_ref, all_sizes, ""),
         ("non_local_block(subsample=True)",
          lambda x: slim.non_local_block(x, subsample=True),
          lambda x: ref.nl_ref(x, subsample=True), all_sizes,
          "phi, g on the 2x2-max-pooled input"),
-        ("non_local_block", slim.non_local_block, ref.nl_ref, [14, 7],
+        ("non_local_block", lambda x: slim.non_local_block(x), ref.nl_ref, [14, 7],
          "full (HW)^2 attention; at 56x56 it is 32x3136^2 floats (1.26 GB) per "
          "matrix, so the large sizes run subsampled only"),
     ]
+
+
+# Blocks whose code the proposed fixes touch (1x1 convs, batch norm, GC pooling).
+PROPOSED_FOR = ("spatial_attention", "convolutional_block_attention_module",
+                "global_context", "non_local_block(subsample=True)", "non_local_block")
 
 
 class _Graph:
@@ -160,17 +169,38 @@ def run(args):
                 check = "weights not pairable"
             s2.close()
             r2.close()
-            slim_g = _Graph(slim_fn, size, channels, BATCH)
-            ref_g = _Graph(ref_fn, size, channels, BATCH)
-            times = harness.interleaved({"slim": slim_g.step, "ref": ref_g.step},
+            fixed = args.proposed and name in PROPOSED_FOR
+            fixed_check = ""
+            if fixed:
+                import proposed_fixes  # pylint: disable=import-outside-toplevel
+                with proposed_fixes.applied():
+                    f2 = _Graph(slim_fn, size, channels, 2)
+                s2 = _Graph(slim_fn, size, channels, 2)
+                if copy_weights(s2, f2):
+                    x = np.random.default_rng(1).standard_normal(
+                        (2, size, size, channels)).astype(np.float32)
+                    a, b = s2.output(x), f2.output(x)
+                    fixed_check = float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
+                s2.close()
+                f2.close()
+            graphs = {"slim": _Graph(slim_fn, size, channels, BATCH),
+                      "ref": _Graph(ref_fn, size, channels, BATCH)}
+            if fixed:
+                with proposed_fixes.applied():
+                    graphs["fixed"] = _Graph(slim_fn, size, channels, BATCH)
+            times = harness.interleaved({k: g.step for k, g in graphs.items()},
                                         warm, reps)
-            slim_g.close()
-            ref_g.close()
+            for g in graphs.values():
+                g.close()
             s, r = harness.summarize(times["slim"]), harness.summarize(times["ref"])
             row = {"block": name, "shape": "%dx%dx%d" % (size, size, channels),
                    "slim_s": s["median_s"], "ref_s": r["median_s"],
                    "slim_min_s": s["min_s"], "ref_min_s": r["min_s"], "n": s["n"],
                    "check": check, "note": note}
+            if fixed:
+                fx = harness.summarize(times["fixed"])
+                row.update({"fixed_s": fx["median_s"], "fixed_min_s": fx["min_s"],
+                            "fixed_check": fixed_check})
             rows.append(row)
             _LOG.info("%s %s: slim %.1f ms, ref %.1f ms, ratio %.2f, check %s (%.0f s)",
                       name, row["shape"], 1000 * row["slim_s"], 1000 * row["ref_s"],

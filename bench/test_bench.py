@@ -121,3 +121,62 @@ def test_copy_weights_makes_reference_compute_the_slim_block(block):
     before = a.output(x)
     assert case_blocks.copy_weights(a, b, seed=1)
     assert np.max(np.abs(a.output(x) - before)) > 1e-3
+
+
+@pytest.mark.parametrize("block,data_format", [("gc", "NHWC"), ("gc", "NCHW"),
+                                               ("nl", "NHWC"), ("nl", "NCHW"),
+                                               ("cbam", "NHWC")])
+def test_proposed_fixes_compute_what_slim_attention_computes(block, data_format):
+    """Same weights: outputs, gradients and batch-norm moving statistics agree."""
+    pytest.importorskip("slim_attention")
+    import tensorflow as tf
+    import slim_attention as slim
+    import proposed_fixes
+    tf1 = tf.compat.v1
+    fn = {"gc": lambda x: slim.global_context(x, data_format=data_format),
+          "nl": lambda x: slim.non_local_block(x, subsample=True,
+                                               data_format=data_format),
+          "cbam": lambda x: slim.convolutional_block_attention_module(x)}[block]
+    shape = (2, 32, 5, 5) if data_format == "NCHW" else (2, 5, 5, 32)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    results = []
+    for patched in (False, True):
+        g = tf.Graph()
+        with g.as_default():
+            tf1.set_random_seed(0)
+            inp = tf.constant(x)
+            with (proposed_fixes.applied() if patched else _nothing()):
+                out = fn(inp)
+            variables = tf1.trainable_variables()
+            grads = tf.gradients(out, [inp] + variables, grad_ys=tf.constant(dy))
+            updates = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
+            moving = [v for v in tf1.global_variables() if "moving" in v.op.name]
+            init = tf1.global_variables_initializer()
+        with tf1.Session(graph=g) as sess:
+            sess.run(init)
+            for v in variables:  # random, non-trivial weights (gammas not 0)
+                sess.run(v.assign(np.random.default_rng(len(v.op.name)).standard_normal(
+                    v.shape.as_list()).astype(np.float32) * 0.3 + (
+                        1.0 if v.op.name.endswith("gamma") else 0.0)))
+            got = sess.run([out] + grads)
+            sess.run(updates)
+            got += sess.run(moving)
+        results.append(got)
+    assert len(results[0]) == len(results[1])
+    # Gradients that are zero in exact arithmetic (a bias right before a
+    # training-mode batch norm) are round-off on both sides: their tolerance is
+    # tied to the largest value in the comparison, not to themselves.
+    scale = max(float(np.max(np.abs(a))) for a in results[0])
+    for a, b in zip(*results):
+        assert a.shape == b.shape
+        assert np.max(np.abs(a - b)) <= 1e-4 * max(np.max(np.abs(a)), 1e-2 * scale)
+
+
+class _nothing:  # pylint: disable=invalid-name
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
