@@ -193,3 +193,13 @@ def test_format_duration():
     assert format_duration(5) == "0:05"
     assert format_duration(125) == "2:05"
     assert format_duration(3725) == "1:02:05"
+
+
+def test_package_import_does_not_load_tensorflow():
+    # `vgg19-cbam-train --help` must not pay for a TensorFlow import.
+    import subprocess
+    import sys
+    code = ('import sys, vgg_patch, vgg_patch.train, vgg_patch.weights; '
+            'print("tensorflow" in sys.modules)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == 'False'

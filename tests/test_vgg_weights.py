@@ -150,6 +150,16 @@ def test_save_weights_round_trip_np_load_and_atomic(tmp_path):
         wl.save_weights(path, {'conv1_1': {0: 'not an array'}})
 
 
+def test_save_weights_gives_the_usual_file_permissions(tmp_path):
+    # mkstemp makes 0600 files; an export must be readable like any np.save output.
+    umask = os.umask(0o022)
+    try:
+        path = wl.save_weights(str(tmp_path / 'own.npy'), {'conv1_1': {0: np.ones(2, np.float32)}})
+    finally:
+        os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+
+
 def test_file_changed_after_parsing_is_reported(tmp_path):
     path = write_python2_npy(str(tmp_path / 'w.npy'), _small())
     wf = WeightsFile(path)

@@ -7,10 +7,37 @@
   and lean writing (:func:`save_weights`); every file problem raises
   :class:`WeightsFileError` (a ValueError).
 """
-from vgg_patch.vgg19 import ATTENTION_BLOCK_KEY, CONV_LAYERS, FC_LAYERS, VGG_MEAN, Vgg19
-from vgg_patch.weights import (DOWNLOAD_URL, LazyArray, WeightsFile, WeightsFileError,
-                               load_weights, read_npy_tree, save_weights)
+import importlib
 
-__all__ = ['Vgg19', 'VGG_MEAN', 'CONV_LAYERS', 'FC_LAYERS', 'ATTENTION_BLOCK_KEY',
-           'WeightsFileError', 'WeightsFile', 'LazyArray', 'load_weights', 'save_weights',
-           'read_npy_tree', 'DOWNLOAD_URL']
+# Where each public name lives. They are imported on first use (PEP 562), so
+# that ``vgg19-cbam-train --help`` and ``import vgg_patch.weights`` do not pay
+# for importing TensorFlow (about 5-10 s) before they need it.
+_EXPORTS = {
+    'Vgg19': 'vgg_patch.vgg19',
+    'VGG_MEAN': 'vgg_patch.vgg19',
+    'CONV_LAYERS': 'vgg_patch.vgg19',
+    'FC_LAYERS': 'vgg_patch.vgg19',
+    'ATTENTION_BLOCK_KEY': 'vgg_patch.vgg19',
+    'WeightsFileError': 'vgg_patch.weights',
+    'WeightsFile': 'vgg_patch.weights',
+    'LazyArray': 'vgg_patch.weights',
+    'load_weights': 'vgg_patch.weights',
+    'save_weights': 'vgg_patch.weights',
+    'read_npy_tree': 'vgg_patch.weights',
+    'DOWNLOAD_URL': 'vgg_patch.weights',
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError('module %r has no attribute %r' % (__name__, name))
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this hook
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

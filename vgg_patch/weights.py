@@ -781,6 +781,10 @@ def save_weights(path, tree):
             pickler = _WeightsPickler(f, protocol=5)
             pickler.fast = True  # no memo: each fetched array is freed once written
             pickler.dump(_ObjectScalar(_wrap_leaves(tree)))
+        # mkstemp creates the file 0600; give the export the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
