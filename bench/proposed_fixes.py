@@ -45,9 +45,15 @@ def pointwise(x, weights, data_format):
 def make_batch_norm(utils):
     """A fused ``batch_norm`` for the given ``_utils`` module (same signature)."""
 
+    original = utils.batch_norm
+
     def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
                    trainable, variables_collections, data_format,
                    scope='BatchNorm'):
+        if x.dtype.base_dtype not in (tf.float16, tf.bfloat16, tf.float32):
+            # The fused kernel has no float64: keep the moments form there.
+            return original(x, is_training, decay, epsilon, gamma_initializer, dtype,
+                            trainable, variables_collections, data_format, scope)
         cax = utils.channel_axis(data_format)
         channels = int(x.shape[cax])
         with tf1.variable_scope(scope):
