@@ -225,14 +225,20 @@ def scale_channels(inputs, gate, channels, data_format):
 
 
 def pointwise(x, weights, data_format):
-    """1x1 convolution as a matmul over channels; ``weights`` is [1, 1, Cin, Cout].
+    """1x1 convolution; ``weights`` is [1, 1, Cin, Cout].
 
-    Layout-agnostic (no NCHW conv kernel needed on CPU).
+    NHWC is ``tf.nn.conv2d`` (oneDNN's 1x1 convolution; TF's Einsum kernel and
+    its gradient Einsums are 2-3x slower on CPU). NCHW is a batched matmul over
+    [N, Cin, HW] (CPU has no NCHW convolution kernel).
     """
-    kernel = tf.reshape(weights, tf.shape(weights)[2:])  # [1,1,Cin,Cout] -> [Cin,Cout]
     if data_format == 'NHWC':
-        return tf.einsum('nhwc,cd->nhwd', x, kernel)
-    return tf.einsum('nchw,cd->ndhw', x, kernel)
+        return tf.nn.conv2d(x, weights, strides=1, padding='VALID')
+    cin, cout = int(weights.shape[2]), int(weights.shape[3])
+    shape = tf.shape(x)
+    kernel = tf.reshape(weights, [cin, cout])
+    flat = tf.reshape(x, [shape[0], cin, -1])  # [N, Cin, HW]
+    out = tf.matmul(kernel, flat, transpose_a=True)  # [N, Cout, HW]
+    return tf.reshape(out, [shape[0], cout, shape[2], shape[3]])  # [N, Cout, H, W]
 
 
 def gate_shape(channels, data_format):
@@ -413,10 +419,16 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
     variance, as PyTorch and TF's fused batch norm do, by ops added to
     ``tf.compat.v1.GraphKeys.UPDATE_OPS``. ``is_training`` may be a Python bool
     or a scalar bool tensor.
+
+    float16/bfloat16/float32 use ``fused_batch_norm`` (one kernel forward and
+    backward, 2-3x faster on CPU than the moments form; in training it
+    normalises with the biased variance and returns the unbiased one, exactly
+    what the moving update needs); float64, which the fused kernel lacks, uses
+    ``tf.nn.moments`` and ``tf.nn.batch_normalization``.
     """
     cax = channel_axis(data_format)
     channels = int(x.shape[cax])
-    axes = [a for a in range(4) if a != cax]
+    fused = x.dtype.base_dtype in (tf.float16, tf.bfloat16, tf.float32)
     with tf1.variable_scope(scope):
         beta, gamma = _offset_and_scale(channels, dtype, gamma_initializer,
                                         trainable, variables_collections)
@@ -427,15 +439,35 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
                                    tf1.ones_initializer(), None, False,
                                    variables_collections, 'moving_variance')
 
-        def batch_stats():
-            return tf.nn.moments(x, axes)
-
-        def moving_stats():
-            return tf.identity(moving_mean), tf.identity(moving_variance)
-
-        def update_moving_stats(mean, variance):
+        def train_bn():
+            """Returns (output, batch mean, unbiased batch variance)."""
+            if fused:
+                return tf1.nn.fused_batch_norm(x, gamma, beta, epsilon=epsilon,
+                                               data_format=data_format,
+                                               is_training=True)
+            axes = [a for a in range(4) if a != cax]
+            mean, variance = tf.nn.moments(x, axes)
             count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), dtype)
             unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
+            shape = bias_shape(data_format)
+            y = _normalize(x, tf.reshape(mean, shape), tf.reshape(variance, shape),
+                           beta, gamma, epsilon, data_format)
+            return y, mean, unbiased
+
+        def infer_bn():
+            """Returns (output, moving mean, moving variance)."""
+            mean, variance = tf.identity(moving_mean), tf.identity(moving_variance)
+            if fused:
+                y, _, _ = tf1.nn.fused_batch_norm(
+                    x, gamma, beta, mean=mean, variance=variance, epsilon=epsilon,
+                    data_format=data_format, is_training=False)
+            else:
+                shape = bias_shape(data_format)
+                y = _normalize(x, tf.reshape(mean, shape), tf.reshape(variance, shape),
+                               beta, gamma, epsilon, data_format)
+            return y, mean, variance
+
+        def update_moving_stats(mean, unbiased):
             update_mean = tf1.assign_sub(moving_mean,
                                          (moving_mean - mean) * (1.0 - decay))
             update_var = tf1.assign_sub(
@@ -443,27 +475,22 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
             return tf.group(update_mean, update_var)
 
         if isinstance(is_training, bool):
-            if is_training:
-                mean, variance = batch_stats()
-                tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS,
-                                      update_moving_stats(mean, variance))
-            else:
-                mean, variance = moving_stats()
-        else:
-            mean, variance = tf.cond(is_training, batch_stats, moving_stats)
+            if not is_training:
+                return infer_bn()[0]
+            y, mean, unbiased = train_bn()
+            tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS,
+                                  update_moving_stats(mean, unbiased))
+            return y
+        y, mean, unbiased = tf.cond(is_training, train_bn, infer_bn)
 
-            def update():
-                with tf.control_dependencies(
-                        [update_moving_stats(*batch_stats())]):
-                    return tf.constant(True)
+        def update():
+            with tf.control_dependencies([update_moving_stats(mean, unbiased)]):
+                return tf.constant(True)
 
-            tf1.add_to_collection(
-                tf1.GraphKeys.UPDATE_OPS,
-                tf.cond(is_training, update, lambda: tf.constant(False)))
-        shape = bias_shape(data_format)
-        return _normalize(x, tf.reshape(mean, shape),
-                          tf.reshape(variance, shape), beta, gamma, epsilon,
-                          data_format)
+        tf1.add_to_collection(
+            tf1.GraphKeys.UPDATE_OPS,
+            tf.cond(is_training, update, lambda: tf.constant(False)))
+        return y
 
 
 def check_is_training(is_training):

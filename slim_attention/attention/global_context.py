@@ -159,10 +159,10 @@ def global_context(inputs,
             weights = tf.nn.softmax(tf.reshape(logits, [batch, -1]))  # [N, HW]
             if data_format == 'NHWC':
                 flat = tf.reshape(x, [batch, -1, channels])  # [N, HW, C]
-                context = tf.einsum('nlc,nl->nc', flat, weights)  # [N, C]
+                context = tf.matmul(weights[:, None, :], flat)  # [N, 1, C]
             else:
                 flat = tf.reshape(x, [batch, channels, -1])  # [N, C, HW]
-                context = tf.einsum('ncl,nl->nc', flat, weights)  # [N, C]
+                context = tf.matmul(flat, weights[:, :, None])  # [N, C, 1]
             context = tf.reshape(context, _utils.gate_shape(channels, data_format))
         else:
             context = tf.reduce_mean(x, _utils.spatial_axes(data_format),
