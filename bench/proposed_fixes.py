@@ -1,5 +1,9 @@
 """Speed fixes proposed for slim_attention, tried here on a patched copy.
 
+Status: applied to slim_attention in commit 1f3d2cd (after the measurements in
+docs/benchmarks.md's first blocks table); ``applied()`` then changes nothing
+that matters, and ``--proposed`` times the same code twice.
+
 bench/ may not edit slim_attention, so the blocks case can time "slim_attention
 as it is" against "slim_attention with these fixes" side by side
 (``python bench/run.py --only blocks --proposed``). Each function is a drop-in
@@ -118,6 +122,8 @@ def _patched_global_context(gc_module):
     from tf_slim.ops.arg_scope import add_arg_scope  # pylint: disable=import-outside-toplevel
     fn = gc_module.global_context
     src = inspect.getsource(getattr(fn, "__wrapped__", fn))
+    if "tf.einsum" not in src:
+        return fn  # already fixed upstream (slim_attention commit 1f3d2cd)
     for old, new in _GC_LINES:
         if old not in src:
             raise ValueError("global_context no longer has %r; update the proposed fix"
