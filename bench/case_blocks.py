@@ -26,7 +26,6 @@ def _blocks():
     import attention_ref as ref  # pylint: disable=import-outside-toplevel
     # (name, slim fn, reference fn, sizes, note)
     all_sizes = [s for s, _ in SIZES]
-    # Looked up at call time (lambda), so proposed_fixes.applied() can swap them.
     return [
         ("squeeze_and_excitation", lambda x: slim.squeeze_and_excitation(x),
          ref.se_ref, all_sizes, ""),
@@ -48,11 +47,6 @@ def _blocks():
          "full (HW)^2 attention; at 56x56 it is 32x3136^2 floats (1.26 GB) per "
          "matrix, so the large sizes run subsampled only"),
     ]
-
-
-# Blocks whose code the proposed fixes touch (1x1 convs, batch norm, GC pooling).
-PROPOSED_FOR = ("spatial_attention", "convolutional_block_attention_module",
-                "global_context", "non_local_block(subsample=True)", "non_local_block")
 
 
 class _Graph:
@@ -169,25 +163,8 @@ def run(args):
                 check = "weights not pairable"
             s2.close()
             r2.close()
-            fixed = args.proposed and name in PROPOSED_FOR
-            fixed_check = ""
-            if fixed:
-                import proposed_fixes  # pylint: disable=import-outside-toplevel
-                with proposed_fixes.applied():
-                    f2 = _Graph(slim_fn, size, channels, 2)
-                s2 = _Graph(slim_fn, size, channels, 2)
-                if copy_weights(s2, f2):
-                    x = np.random.default_rng(1).standard_normal(
-                        (2, size, size, channels)).astype(np.float32)
-                    a, b = s2.output(x), f2.output(x)
-                    fixed_check = float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
-                s2.close()
-                f2.close()
             graphs = {"slim": _Graph(slim_fn, size, channels, BATCH),
                       "ref": _Graph(ref_fn, size, channels, BATCH)}
-            if fixed:
-                with proposed_fixes.applied():
-                    graphs["fixed"] = _Graph(slim_fn, size, channels, BATCH)
             times = harness.interleaved({k: g.step for k, g in graphs.items()},
                                         warm, reps)
             for g in graphs.values():
@@ -197,10 +174,6 @@ def run(args):
                    "slim_s": s["median_s"], "ref_s": r["median_s"],
                    "slim_min_s": s["min_s"], "ref_min_s": r["min_s"], "n": s["n"],
                    "check": check, "note": note}
-            if fixed:
-                fx = harness.summarize(times["fixed"])
-                row.update({"fixed_s": fx["median_s"], "fixed_min_s": fx["min_s"],
-                            "fixed_check": fixed_check})
             rows.append(row)
             _LOG.info("%s %s: slim %.1f ms, ref %.1f ms, ratio %.2f, check %s (%.0f s)",
                       name, row["shape"], 1000 * row["slim_s"], 1000 * row["ref_s"],

@@ -83,19 +83,11 @@ def _blocks_table(res):
         row["ref_ms"] = 1000 * r["ref_s"]
         row["ratio"] = r["ref_s"] / r["slim_s"]
         row["ratio_min"] = r["ref_min_s"] / r["slim_min_s"]
-        if "fixed_s" in r:
-            row["fixed_ms"] = 1000 * r["fixed_s"]
-            row["fixed_ratio"] = r["ref_s"] / r["fixed_s"]
-            row["fixed_check"] = r["fixed_check"]
         rows.append(row)
     cols = [("block", "block"), ("shape", "input (batch 32)"),
             ("slim_ms", "slim_attention ms"), ("ref_ms", "tutorial ref ms"),
             ("ratio", "ratio (medians)"), ("ratio_min", "ratio (best times)"), ("check", "max |out - ref| (same weights)"),
             ("n", "rounds"), ("note", "note")]
-    if any("fixed_ms" in r for r in rows):
-        cols[5:5] = [("fixed_ms", "with proposed fixes ms"),
-                     ("fixed_ratio", "ratio with fixes (medians)"),
-                     ("fixed_check", "max |fixed - slim| / max |slim|")]
     return "### Attention blocks, forward + backward\n\n" + format_table(rows, cols)
 
 

@@ -65,9 +65,6 @@ def _parse(argv):
                    help="timed repeats per contestant (overrides the default)")
     p.add_argument("--skip-constant", action="store_true",
                    help="leave out tensorflow-vgg's tf.constant build (~8 GB peak)")
-    p.add_argument("--proposed", action="store_true",
-                   help="blocks: also time slim_attention with bench/proposed_fixes.py "
-                        "applied (the speed fixes proposed for it)")
     p.add_argument("--markdown", default=None, help="also write the tables here")
     p.add_argument("--json", default=None, help="also write raw results here")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -108,8 +105,6 @@ def main(argv=None):
         extra += ["--repeats", str(args.repeats)]
     if args.skip_constant:
         extra.append("--skip-constant")
-    if args.proposed:
-        extra.append("--proposed")
 
     machine = harness.machine_info()
     results = {"machine": machine, "cases": {}, "quick": args.quick,
