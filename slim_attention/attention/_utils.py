@@ -439,6 +439,11 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
                                    tf1.ones_initializer(), None, False,
                                    variables_collections, 'moving_variance')
 
+        def normalize(mean, variance):  # per-channel [C] statistics
+            shape = bias_shape(data_format)
+            return _normalize(x, tf.reshape(mean, shape), tf.reshape(variance, shape),
+                              beta, gamma, epsilon, data_format)
+
         def train_bn():
             """Returns (output, batch mean, unbiased batch variance)."""
             if fused:
@@ -449,10 +454,7 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
             mean, variance = tf.nn.moments(x, axes)
             count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), dtype)
             unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
-            shape = bias_shape(data_format)
-            y = _normalize(x, tf.reshape(mean, shape), tf.reshape(variance, shape),
-                           beta, gamma, epsilon, data_format)
-            return y, mean, unbiased
+            return normalize(mean, variance), mean, unbiased
 
         def infer_bn():
             """Returns (output, moving mean, moving variance)."""
@@ -462,9 +464,7 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
                     x, gamma, beta, mean=mean, variance=variance, epsilon=epsilon,
                     data_format=data_format, is_training=False)
             else:
-                shape = bias_shape(data_format)
-                y = _normalize(x, tf.reshape(mean, shape), tf.reshape(variance, shape),
-                               beta, gamma, epsilon, data_format)
+                y = normalize(mean, variance)
             return y, mean, variance
 
         def update_moving_stats(mean, unbiased):
