@@ -215,3 +215,80 @@ def test_python_float_lists_still_work(graph):
     import slim_attention
     out = slim_attention.squeeze_and_excitation([[[[1.0, 2.0], [3.0, 4.0]]]])
     assert out.dtype == tf.float32 and out.shape.as_list() == [1, 1, 2, 2]
+
+
+# --------------------------------------------------------------------------
+# mean_and_max: the two reductions with one fused gradient
+# --------------------------------------------------------------------------
+def _numpy_mean_max_grad(x, axes, d_mean, d_max):
+    """TensorFlow's documented reduction gradients, written in NumPy: the mean's
+    gradient spread evenly, the max's split evenly between tied maxima."""
+    n = np.prod([x.shape[a] for a in axes])
+    is_max = x == x.max(axis=tuple(axes), keepdims=True)
+    ties = is_max.sum(axis=tuple(axes), keepdims=True)
+    return (np.expand_dims(d_mean, axes) / n
+            + is_max * np.expand_dims(d_max, axes) / ties)
+
+
+@pytest.mark.parametrize('shape,axis', [
+    ((2, 5, 4, 3), [1, 2]),   # NHWC spatial pooling (channel gate)
+    ((2, 3, 5, 4), [2, 3]),   # NCHW spatial pooling
+    ((2, 5, 4, 3), 3),        # NHWC channel pooling (spatial gate)
+    ((2, 3, 5, 4), 1),        # NCHW channel pooling
+])
+def test_mean_and_max_values_and_gradient_with_ties(graph, shape, axis):
+    # Small integers: most reductions have tied maxima, the case where the max
+    # gradient must be split.
+    rng = np.random.RandomState(0)
+    value = rng.randint(-2, 3, size=shape).astype(np.float64)
+    axes = [axis] if isinstance(axis, int) else axis
+    x = tf1.placeholder(tf.float64, [None] * len(shape))  # nothing static
+    mean, peak = _utils.mean_and_max(x, axis)
+    out_shape = [s for i, s in enumerate(shape) if i not in axes]
+    d_mean = rng.normal(size=out_shape)
+    d_max = rng.normal(size=out_shape)
+    grad, = tf.gradients([mean, peak], [x], grad_ys=[d_mean, d_max])
+    # Independent reference: TensorFlow's own gradients of the plain reductions.
+    tf_grad, = tf.gradients([tf.reduce_mean(x, axis), tf.reduce_max(x, axis)], [x],
+                            grad_ys=[d_mean, d_max])
+    with tf1.Session() as sess:
+        m, p, g, tg = sess.run([mean, peak, grad, tf_grad], {x: value})
+    assert (value == value.max(axis=tuple(axes), keepdims=True)).sum() > np.prod(
+        out_shape), 'the data must contain ties'
+    np.testing.assert_array_equal(m, value.mean(axis=tuple(axes)))
+    np.testing.assert_array_equal(p, value.max(axis=tuple(axes)))
+    np.testing.assert_allclose(g, _numpy_mean_max_grad(value, axes, d_mean, d_max),
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(g, tg, rtol=1e-12, atol=1e-15)
+
+
+def test_mean_and_max_numerical_gradient(graph):
+    x = tf.constant(np.random.RandomState(2).normal(size=(2, 3, 3, 4)))
+    mean, peak = _utils.mean_and_max(x, [1, 2])
+    loss = tf.reduce_sum(tf.sin(mean) * tf.cos(peak))
+    with tf1.Session():
+        theoretical, numerical = tf1.test.compute_gradient(
+            x, [2, 3, 3, 4], loss, [])
+    np.testing.assert_allclose(theoretical, numerical, rtol=1e-6, atol=1e-8)
+
+
+def test_mean_and_max_empty_batch(graph):
+    x = tf1.placeholder(tf.float32, [None, None, None, 3])
+    mean, peak = _utils.mean_and_max(x, [1, 2])
+    grad, = tf.gradients([mean, peak], [x])
+    with tf1.Session() as sess:
+        m, g = sess.run([mean, grad], {x: np.zeros((0, 4, 4, 3), np.float32)})
+    assert m.shape == (0, 3) and g.shape == (0, 4, 4, 3)
+
+
+@pytest.mark.parametrize('block', ['channel_attention', 'spatial_attention'])
+def test_cbam_gates_input_gradient_sums_two_terms(graph, block):
+    # The input's gradient comes from the pooling and from the gating multiply
+    # only: tf.gradients sums two tensors, not three (an AddN of three
+    # full-size tensors, which Grappler's memory optimizer may lower to a slow
+    # TemporaryVariable/AssignAdd chain).
+    import slim_attention as slim
+    x = tf1.placeholder(tf.float32, [2, 8, 8, 32])
+    grad, = tf.gradients(getattr(slim, block)(x), [x])
+    assert grad.op.type == 'AddN' and len(grad.op.inputs) == 2, (
+        grad.op.type, [t.op.type for t in grad.op.inputs])

@@ -176,6 +176,47 @@ def spatial_axes(data_format):
     return [1, 2] if data_format == 'NHWC' else [2, 3]
 
 
+def mean_and_max(x, axis):
+    """``(reduce_mean(x, axis), reduce_max(x, axis))`` with one fused gradient.
+
+    The value is exactly the two reductions'. The gradient is TensorFlow's
+    (the mean's spread evenly, the max's split evenly between tied maxima)
+    computed in one pass, ``where(x == max, d_mean / n + d_max / ties,
+    d_mean / n)``, instead of the two reductions' separate gradients
+    (Tile, Equal, Cast, RealDiv, Mul on the full input). It also leaves
+    ``x`` with one consumer fewer: with three (mean, max and the gating
+    multiply) tf.gradients sums three full-size tensors, which Grappler's
+    memory optimizer may lower to a TemporaryVariable and three locked
+    AssignAdds, measured 2.4x slower than the AddN it replaces.
+
+    Args:
+      x: a float tensor.
+      axis: an int or list of ints, the axes to reduce.
+
+    Returns:
+      ``(mean, max)``, each of ``x``'s shape without ``axis``.
+    """
+    axes = [axis] if isinstance(axis, int) else list(axis)
+
+    @tf.custom_gradient
+    def pool(x):
+        mean = tf.reduce_mean(x, axes)
+        peak_kept = tf.reduce_max(x, axes, keepdims=True)
+        peak = tf.squeeze(peak_kept, axes)
+
+        def grad(d_mean, d_max):
+            kept = tf.shape(peak_kept)  # x's shape with 1 on ``axes``
+            is_max = tf.equal(x, peak_kept)
+            ties = tf.reduce_sum(tf.cast(is_max, x.dtype), axes, keepdims=True)
+            n = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), x.dtype)
+            spread = tf.reshape(d_mean, kept) / n
+            return tf.where(is_max, spread + tf.reshape(d_max, kept) / ties, spread)
+
+        return (mean, peak), grad
+
+    return pool(x)
+
+
 def to_nhwc(x, data_format):
     """NCHW -> NHWC transpose (identity for NHWC)."""
     if data_format == 'NCHW':

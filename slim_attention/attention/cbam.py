@@ -105,8 +105,7 @@ def channel_attention(inputs,
                             reuse=reuse) as sc:
         inputs, x = _utils.cast_in(inputs, dtype, args.dtype)
         axes = _utils.spatial_axes(data_format)
-        avg = tf.reduce_mean(x, axes)  # [N, C]
-        mx = tf.reduce_max(x, axes)  # [N, C]
+        avg, mx = _utils.mean_and_max(x, axes)  # [N, C] each
         pooled = tf.concat([avg, mx], axis=0)  # [2N, C]: one pass of the shared MLP
 
         logits = _utils.mlp(pooled, units, activation_fn, args)  # [2N, C]
@@ -199,8 +198,8 @@ def spatial_attention(inputs,
                             reuse=reuse) as sc:
         inputs, x = _utils.cast_in(inputs, dtype, cdtype)
         cax = _utils.channel_axis(data_format)
-        pooled = tf.stack([tf.reduce_max(x, cax), tf.reduce_mean(x, cax)],
-                          axis=-1)  # [N, H, W, 2], official order: max, mean
+        mean, peak = _utils.mean_and_max(x, cax)
+        pooled = tf.stack([peak, mean], axis=-1)  # [N, H, W, 2], official order: max, mean
         logits = _utils.weighted_layer(
             pooled,
             lambda net, weights: tf.nn.conv2d(net, weights, strides=1,
