@@ -235,13 +235,14 @@ def _numpy_mean_max_grad(x, axes, d_mean, d_max):
     ((2, 3, 5, 4), [2, 3]),   # NCHW spatial pooling
     ((2, 5, 4, 3), 3),        # NHWC channel pooling (spatial gate)
     ((2, 3, 5, 4), 1),        # NCHW channel pooling
+    ((2, 5, 4, 3), -1),       # a negative axis
 ])
 def test_mean_and_max_values_and_gradient_with_ties(graph, shape, axis):
     # Small integers: most reductions have tied maxima, the case where the max
     # gradient must be split.
     rng = np.random.RandomState(0)
     value = rng.randint(-2, 3, size=shape).astype(np.float64)
-    axes = [axis] if isinstance(axis, int) else axis
+    axes = [a % len(shape) for a in ([axis] if isinstance(axis, int) else axis)]
     x = tf1.placeholder(tf.float64, [None] * len(shape))  # nothing static
     mean, peak = _utils.mean_and_max(x, axis)
     out_shape = [s for i, s in enumerate(shape) if i not in axes]
@@ -255,7 +256,7 @@ def test_mean_and_max_values_and_gradient_with_ties(graph, shape, axis):
         m, p, g, tg = sess.run([mean, peak, grad, tf_grad], {x: value})
     assert (value == value.max(axis=tuple(axes), keepdims=True)).sum() > np.prod(
         out_shape), 'the data must contain ties'
-    np.testing.assert_array_equal(m, value.mean(axis=tuple(axes)))
+    np.testing.assert_allclose(m, value.mean(axis=tuple(axes)), rtol=1e-12)
     np.testing.assert_array_equal(p, value.max(axis=tuple(axes)))
     np.testing.assert_allclose(g, _numpy_mean_max_grad(value, axes, d_mean, d_max),
                                rtol=1e-12, atol=1e-15)
@@ -272,13 +273,35 @@ def test_mean_and_max_numerical_gradient(graph):
     np.testing.assert_allclose(theoretical, numerical, rtol=1e-6, atol=1e-8)
 
 
-def test_mean_and_max_empty_batch(graph):
-    x = tf1.placeholder(tf.float32, [None, None, None, 3])
-    mean, peak = _utils.mean_and_max(x, [1, 2])
-    grad, = tf.gradients([mean, peak], [x])
+@pytest.mark.parametrize('shape,axis', [((2, 5, 4, 3), [1, 2]), ((2, 3, 5, 4), [2, 3]),
+                                        ((2, 5, 4, 3), -1)])
+def test_mean_pool_values_and_gradient(graph, shape, axis):
+    rng = np.random.RandomState(3)
+    value = rng.normal(size=shape)
+    axes = [axis] if isinstance(axis, int) else axis
+    x = tf1.placeholder(tf.float64, [None] * len(shape))
+    mean = _utils.mean_pool(x, axis)
+    d_mean = rng.normal(size=[s for i, s in enumerate(shape)
+                              if i not in [a % len(shape) for a in axes]])
+    grad, = tf.gradients(mean, [x], grad_ys=d_mean)
+    tf_grad, = tf.gradients(tf.reduce_mean(x, axis), [x], grad_ys=d_mean)
     with tf1.Session() as sess:
-        m, g = sess.run([mean, grad], {x: np.zeros((0, 4, 4, 3), np.float32)})
-    assert m.shape == (0, 3) and g.shape == (0, 4, 4, 3)
+        m, g, tg = sess.run([mean, grad, tf_grad], {x: value})
+    np.testing.assert_allclose(m, value.mean(axis=tuple(axes)), rtol=1e-12)
+    n = np.prod([shape[a] for a in axes])
+    np.testing.assert_allclose(
+        g, np.broadcast_to(np.expand_dims(d_mean, axes) / n, shape), rtol=1e-12)
+    np.testing.assert_allclose(g, tg, rtol=1e-12)
+
+
+@pytest.mark.parametrize('pool', ['mean_pool', 'mean_and_max'])
+def test_pooling_helpers_take_an_empty_batch(graph, pool):
+    x = tf1.placeholder(tf.float32, [None, None, None, 3])
+    out = getattr(_utils, pool)(x, [1, 2])
+    grad, = tf.gradients(out, [x])
+    with tf1.Session() as sess:
+        o, g = sess.run([out, grad], {x: np.zeros((0, 4, 4, 3), np.float32)})
+    assert np.shape(o)[-2:] == (0, 3) and g.shape == (0, 4, 4, 3)
 
 
 @pytest.mark.parametrize('block', ['channel_attention', 'spatial_attention'])

@@ -176,6 +176,51 @@ def spatial_axes(data_format):
     return [1, 2] if data_format == 'NHWC' else [2, 3]
 
 
+def mean_pool(x, axis):
+    """``reduce_mean(x, axis)`` with a one-pass gradient.
+
+    TensorFlow's gradient of a mean tiles the upstream gradient to the input's
+    shape and then divides the full-size tile by the count; here the small
+    [..., 1, ...] gradient is divided first and broadcast once (one full-size
+    write instead of three full-size passes). Same values as TensorFlow's.
+
+    Args:
+      x: a float tensor.
+      axis: an int or list of ints, the axes to reduce.
+
+    Returns:
+      ``x``'s mean over ``axis``, of ``x``'s shape without ``axis``.
+    """
+    axes = _axes(x, axis)
+
+    @tf.custom_gradient
+    def pool(x):
+        def grad(d_mean):
+            spread = tf.reshape(d_mean / _count(x, axes), _kept_shape(x, axes))
+            return tf.broadcast_to(spread, tf.shape(x))
+
+        return tf.reduce_mean(x, axes), grad
+
+    return pool(x)
+
+
+def _axes(x, axis):
+    """``axis`` (an int or ints, possibly negative) as non-negative ints."""
+    rank = len(x.shape)  # the blocks' inputs have a known rank (check_inputs)
+    return [a % rank for a in ([axis] if isinstance(axis, int) else axis)]
+
+
+def _kept_shape(x, axes):
+    """``x``'s dynamic shape with 1 on ``axes`` (what keepdims=True gives)."""
+    shape = tf.shape(x)
+    return tf.stack([1 if i in axes else shape[i] for i in range(len(x.shape))])
+
+
+def _count(x, axes):
+    """Number of elements reduced over ``axes``, in ``x``'s dtype."""
+    return tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), x.dtype)
+
+
 def mean_and_max(x, axis):
     """``(reduce_mean(x, axis), reduce_max(x, axis))`` with one fused gradient.
 
@@ -196,7 +241,7 @@ def mean_and_max(x, axis):
     Returns:
       ``(mean, max)``, each of ``x``'s shape without ``axis``.
     """
-    axes = [axis] if isinstance(axis, int) else list(axis)
+    axes = _axes(x, axis)
 
     @tf.custom_gradient
     def pool(x):
@@ -205,11 +250,10 @@ def mean_and_max(x, axis):
         peak = tf.squeeze(peak_kept, axes)
 
         def grad(d_mean, d_max):
-            kept = tf.shape(peak_kept)  # x's shape with 1 on ``axes``
+            kept = _kept_shape(x, axes)
             is_max = tf.equal(x, peak_kept)
             ties = tf.reduce_sum(tf.cast(is_max, x.dtype), axes, keepdims=True)
-            n = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), x.dtype)
-            spread = tf.reshape(d_mean, kept) / n
+            spread = tf.reshape(d_mean, kept) / _count(x, axes)
             return tf.where(is_max, spread + tf.reshape(d_max, kept) / ties, spread)
 
         return (mean, peak), grad

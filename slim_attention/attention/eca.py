@@ -115,7 +115,7 @@ def efficient_channel_attention(inputs,
 
     with tf1.variable_scope(scope, 'ECA', [inputs], reuse=reuse) as sc:
         inputs, x = _utils.cast_in(inputs, dtype, cdtype)
-        squeeze = tf.reduce_mean(x, _utils.spatial_axes(data_format))  # [N, C]
+        squeeze = _utils.mean_pool(x, _utils.spatial_axes(data_format))  # [N, C]
         sequence = tf.expand_dims(squeeze, -1)  # [N, C, 1]: C steps, 1 feature
         logits = _utils.weighted_layer(
             sequence,

@@ -89,7 +89,7 @@ def squeeze_and_excitation(inputs,
     with tf1.variable_scope(scope, 'SqueezeExcitation', [inputs],
                             reuse=reuse) as sc:
         inputs, x = _utils.cast_in(inputs, dtype, args.dtype)
-        squeeze = tf.reduce_mean(x, _utils.spatial_axes(data_format))  # [N, C]
+        squeeze = _utils.mean_pool(x, _utils.spatial_axes(data_format))  # [N, C]
 
         gate = gate_fn(_utils.mlp(squeeze, units, activation_fn, args))  # [N, C]
         outputs = _utils.scale_channels(inputs, gate, channels, data_format)
