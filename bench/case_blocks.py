@@ -140,7 +140,7 @@ def run(args):
     """Times every block against its reference; returns the rows."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel,unused-import
     rows = []
-    warm, reps = 1, (args.repeats or (2 if args.quick else 5))
+    warm, reps = 1, (args.repeats or (2 if args.quick else 9))
     blocks = _blocks()
     if args.quick:
         # Two sizes are enough to exercise the code path.
@@ -173,7 +173,9 @@ def run(args):
             row = {"block": name, "shape": "%dx%dx%d" % (size, size, channels),
                    "slim_s": s["median_s"], "ref_s": r["median_s"],
                    "slim_min_s": s["min_s"], "ref_min_s": r["min_s"], "n": s["n"],
-                   "check": check, "note": note}
+                   "check": check, "note": note,
+                   "slim_times_s": [round(t, 6) for t in times["slim"]],
+                   "ref_times_s": [round(t, 6) for t in times["ref"]]}
             rows.append(row)
             _LOG.info("%s %s: slim %.1f ms, ref %.1f ms, ratio %.2f, check %s (%.0f s)",
                       name, row["shape"], 1000 * row["slim_s"], 1000 * row["ref_s"],

@@ -204,7 +204,9 @@ def _throughput_rows(contestants, batch, times, case, cpu=None):
         s = harness.summarize(times[c.name])
         row = {"case": case, "model": c.name, "batch": batch,
                "median_s": s["median_s"], "min_s": s["min_s"], "n": s["n"],
-               "img_s": batch / s["median_s"]}
+               "img_s": batch / s["median_s"],
+               # Per round, for ratios paired round by round (report.py).
+               "times_s": [round(t, 5) for t in times[c.name]]}
         if cpu:
             row["cpu_s"] = harness.summarize(cpu[c.name])["median_s"]
         rows.append(row)
@@ -226,9 +228,9 @@ def case_vgg(args, train):
         rgb, labels = _inputs(batch)
         fns = {c.name: c.step_fn(rgb, labels) for c in contestants}
         if batch == 1:
-            warm, reps = 2, _reps(args, 10, 2)
+            warm, reps = 2, _reps(args, 15, 2)
         else:
-            warm, reps = 1, _reps(args, 3 if train else 4, 1)
+            warm, reps = 1, _reps(args, 6 if train else 10, 1)
         _LOG.info("timing batch %d: %d warm-up + %d interleaved rounds", batch, warm, reps)
         cpu = {}
         times = harness.interleaved(fns, warm, reps, cpu_out=cpu)

@@ -2,6 +2,8 @@
 
 Every "ratio" is a speed ratio, ours / reference: >= 1.0 means at least as fast.
 """
+import statistics
+
 from harness import format_table
 
 KERAS = "Keras VGG19 (default, XLA)"
@@ -43,6 +45,9 @@ def _vgg_table(res, title):
             row[key] = (k["median_s"] / r["median_s"]) if k else ""
         k = by.get((KERAS, r["batch"]))
         row["vs_keras_min"] = (k["min_s"] / r["min_s"]) if k else ""
+        paired = paired_ratios(k, r) if k else None
+        if paired:
+            row["paired"] = "%.3f [%.3f, %.3f]" % paired
         if r.get("cpu_s"):
             row["cpu_ms"] = 1000 * r["cpu_s"]
             row["vs_keras_cpu"] = (k["cpu_s"] / r["cpu_s"]) if k and k.get("cpu_s") else ""
@@ -52,6 +57,7 @@ def _vgg_table(res, title):
             ("img_s", "images/s"), ("vs_keras", "ratio vs Keras (XLA)"),
             ("vs_keras_nojit", "ratio vs Keras (no XLA)"),
             ("vs_keras_min", "ratio vs Keras (XLA), best times"),
+            ("paired", "round-by-round ratio vs Keras (XLA): median [quartiles]"),
             ("cpu_ms", "CPU ms/step"), ("vs_keras_cpu", "CPU-time ratio vs Keras (XLA)"),
             ("n", "rounds"),
             ("logit_err", "max |logits - Keras| / max |Keras|")]
@@ -62,6 +68,29 @@ def _vgg_table(res, title):
         text += "\n\nCBAM overhead (CBAM vs attention=None, same process): " + ", ".join(
             "batch %d: %+.2f%%" % (b, 100 * o) for b, o in cbam)
     return text
+
+
+def paired_ratios(ref, row):
+    """(median, lower quartile, upper quartile) of the per-round speed ratios
+    ``ref time / row time``, or None without per-round times.
+
+    Contestants are timed in the same rounds (run back to back), so a round's
+    ratio compares them under the same load; its spread over the rounds shows
+    how far the medians' ratio can be trusted.
+    """
+    a, b = ref.get("times_s"), row.get("times_s")
+    if not a or not b or len(a) != len(b):
+        return None
+    ratios = sorted(x / y for x, y in zip(a, b))
+    return (statistics.median(ratios), _quantile(ratios, 0.25), _quantile(ratios, 0.75))
+
+
+def _quantile(values, q):
+    """Linear-interpolation quantile of sorted ``values``."""
+    pos = q * (len(values) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
 
 
 def by_batch_overhead(by):
@@ -83,10 +112,16 @@ def _blocks_table(res):
         row["ref_ms"] = 1000 * r["ref_s"]
         row["ratio"] = r["ref_s"] / r["slim_s"]
         row["ratio_min"] = r["ref_min_s"] / r["slim_min_s"]
+        paired = paired_ratios({"times_s": r.get("ref_times_s")},
+                               {"times_s": r.get("slim_times_s")})
+        if paired:
+            row["paired"] = "%.3f [%.3f, %.3f]" % paired
         rows.append(row)
     cols = [("block", "block"), ("shape", "input (batch 32)"),
             ("slim_ms", "slim_attention ms"), ("ref_ms", "tutorial ref ms"),
-            ("ratio", "ratio (medians)"), ("ratio_min", "ratio (best times)"), ("check", "max |out - ref| (same weights)"),
+            ("ratio", "ratio (medians)"), ("ratio_min", "ratio (best times)"),
+            ("paired", "round-by-round ratio: median [quartiles]"),
+            ("check", "max |out - ref| (same weights)"),
             ("n", "rounds"), ("note", "note")]
     return "### Attention blocks, forward + backward\n\n" + format_table(rows, cols)
 
