@@ -315,3 +315,82 @@ def test_cbam_gates_input_gradient_sums_two_terms(graph, block):
     grad, = tf.gradients(getattr(slim, block)(x), [x])
     assert grad.op.type == 'AddN' and len(grad.op.inputs) == 2, (
         grad.op.type, [t.op.type for t in grad.op.inputs])
+
+
+@pytest.mark.parametrize('pool', ['mean_pool', 'mean_and_max'])
+def test_pooling_helpers_in_eager_mode(pool):
+    # Eager: the graph-mode gradient override does not apply; IdentityN passes
+    # the gradients to the plain reductions, which must give TensorFlow's values.
+    assert tf.executing_eagerly()
+    rng = np.random.RandomState(4)
+    x = tf.constant(rng.randint(-2, 3, size=(2, 4, 4, 3)).astype(np.float64))
+    weights = [tf.constant(rng.normal(size=(2, 3))) for _ in range(2)]
+    plain = {'mean_pool': lambda t: (tf.reduce_mean(t, [1, 2]),),
+             'mean_and_max': lambda t: (tf.reduce_mean(t, [1, 2]), tf.reduce_max(t, [1, 2]))}
+    grads = []
+    for fn in (lambda t: getattr(_utils, pool)(t, [1, 2]), plain[pool]):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outs = fn(x)
+            outs = outs if isinstance(outs, tuple) else (outs,)
+            loss = tf.add_n([tf.reduce_sum(o * w) for o, w in zip(outs, weights)])
+        grads.append(tape.gradient(loss, x).numpy())
+        values = [o.numpy() for o in outs]
+        np.testing.assert_allclose(values[0], x.numpy().mean(axis=(1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
+
+
+_EXPORT_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+import slim_attention as slim
+tf1 = tf.compat.v1
+graph = tf.Graph()
+with graph.as_default():
+    x = tf1.placeholder(tf.float32, [2, 8, 8, 16], name='x')
+    net = slim.squeeze_and_excitation(x, reduction_ratio=4)
+    net = slim.convolutional_block_attention_module(net, reduction_ratio=4)
+    y = tf.identity(net, name='y')
+    grad, = tf.gradients(tf.reduce_sum(tf.sin(y)), [x])
+    init = tf1.global_variables_initializer()
+    saver = tf1.train.Saver()
+    with tf1.Session() as sess:
+        sess.run(init)
+        value = np.random.RandomState(0).normal(size=(2, 8, 8, 16))
+        np.save(sys.argv[1] + '/grad.npy', sess.run(grad, {x: value}))
+        np.save(sys.argv[1] + '/x.npy', value)
+        saver.save(sess, sys.argv[1] + '/model')
+"""
+
+_IMPORT_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+import slim_attention  # registers the blocks' gradients
+tf1 = tf.compat.v1
+graph = tf.Graph()
+with graph.as_default():
+    saver = tf1.train.import_meta_graph(sys.argv[1] + '/model.meta')
+    x = graph.get_tensor_by_name('x:0')
+    y = graph.get_tensor_by_name('y:0')
+    grad, = tf.gradients(tf.reduce_sum(tf.sin(y)), [x])
+    with tf1.Session() as sess:
+        saver.restore(sess, sys.argv[1] + '/model')
+        got = sess.run(grad, {x: np.load(sys.argv[1] + '/x.npy')})
+np.testing.assert_allclose(got, np.load(sys.argv[1] + '/grad.npy'), rtol=1e-5, atol=1e-7)
+print('same gradient')
+"""
+
+
+def test_exported_meta_graph_can_be_differentiated_in_a_new_process(tmp_path):
+    # TF1 habit: import_meta_graph, then build a training op on top. The fused
+    # pooling gradients are registered by name when slim_attention is imported,
+    # so they are found in a process that did not build the graph.
+    import subprocess
+    import sys
+    for script in (_EXPORT_SCRIPT, _IMPORT_SCRIPT):
+        proc = subprocess.run([sys.executable, '-c', script, str(tmp_path)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'same gradient' in proc.stdout

@@ -176,32 +176,69 @@ def spatial_axes(data_format):
     return [1, 2] if data_format == 'NHWC' else [2, 3]
 
 
-def mean_pool(x, axis):
-    """``reduce_mean(x, axis)`` with a one-pass gradient.
+# --------------------------------------------------------------------------
+# Pooling with fused gradients
+#
+# The gradients are registered under fixed names (gradient_override_map on an
+# IdentityN that carries the pooled values, the input and the axes), not as
+# tf.custom_gradient closures: a graph exported with export_meta_graph and
+# imported in another process (after ``import slim_attention``) can still be
+# differentiated, because the gradient needs nothing but the op's inputs. In
+# eager mode the override does not apply and IdentityN passes gradients
+# through to the plain reductions, which give the same values.
+# --------------------------------------------------------------------------
+_MEAN_POOL_GRAD = 'SlimAttentionMeanPool'
+_MEAN_MAX_POOL_GRAD = 'SlimAttentionMeanMaxPool'
 
-    TensorFlow's gradient of a mean tiles the upstream gradient to the input's
-    shape and then divides the full-size tile by the count; here the small
-    [..., 1, ...] gradient is divided first and broadcast once (one full-size
-    write instead of three full-size passes). Same values as TensorFlow's.
 
-    Args:
-      x: a float tensor.
-      axis: an int or list of ints, the axes to reduce.
+def _register_gradient(name, fn):
+    try:
+        tf.RegisterGradient(name)(fn)
+    except KeyError:  # already registered (the module was reloaded)
+        pass
 
-    Returns:
-      ``x``'s mean over ``axis``, of ``x``'s shape without ``axis``.
-    """
-    axes = _axes(x, axis)
 
-    @tf.custom_gradient
-    def pool(x):
-        def grad(d_mean):
-            spread = tf.reshape(d_mean / _count(x, axes), _kept_shape(x, axes))
-            return tf.broadcast_to(spread, tf.shape(x))
+def _pool_geometry(x, axes):
+    """``(kept, n)``: x's dynamic shape with 1 on ``axes`` (an int32 tensor),
+    and the number of elements reduced, in x's dtype."""
+    shape = tf.shape(x)
+    kept = tf.tensor_scatter_nd_update(shape, tf.expand_dims(axes, 1),
+                                       tf.ones_like(axes))
+    n = tf.cast(tf.reduce_prod(tf.gather(shape, axes)), x.dtype)
+    return kept, n
 
-        return tf.reduce_mean(x, axes), grad
 
-    return pool(x)
+def _mean_pool_grad(op, d_mean, *unused):
+    """IdentityN([mean, x, axes]) -> the mean's gradient w.r.t. x, broadcast once."""
+    del unused
+    _, x, axes = op.inputs
+    if d_mean is None:
+        return [None, None, None]
+    kept, n = _pool_geometry(x, axes)
+    return [None, tf.broadcast_to(tf.reshape(d_mean, kept) / n, tf.shape(x)), None]
+
+
+def _mean_max_pool_grad(op, d_mean, d_max, *unused):
+    """IdentityN([mean, max_kept, x, axes]) -> both reductions' gradient w.r.t.
+    x in one where(): the mean's spread evenly, the max's split evenly between
+    tied maxima (TensorFlow's own rule)."""
+    del unused
+    _, peak, x, axes = op.inputs
+    if d_mean is None and d_max is None:
+        return [None] * 4
+    kept, n = _pool_geometry(x, axes)
+    zeros = tf.zeros(kept, x.dtype)
+    spread = zeros if d_mean is None else tf.reshape(d_mean, kept) / n
+    if d_max is None:
+        return [None, None, tf.broadcast_to(spread, tf.shape(x)), None]
+    is_max = tf.equal(x, peak)
+    ties = tf.reduce_sum(tf.cast(is_max, x.dtype), axes, keepdims=True)
+    dx = tf.where(is_max, spread + tf.reshape(d_max, kept) / ties, spread)
+    return [None, None, dx, None]
+
+
+_register_gradient(_MEAN_POOL_GRAD, _mean_pool_grad)
+_register_gradient(_MEAN_MAX_POOL_GRAD, _mean_max_pool_grad)
 
 
 def _axes(x, axis):
@@ -210,55 +247,53 @@ def _axes(x, axis):
     return [a % rank for a in ([axis] if isinstance(axis, int) else axis)]
 
 
-def _kept_shape(x, axes):
-    """``x``'s dynamic shape with 1 on ``axes`` (what keepdims=True gives)."""
-    shape = tf.shape(x)
-    return tf.stack([1 if i in axes else shape[i] for i in range(len(x.shape))])
+def mean_pool(x, axis):
+    """``reduce_mean(x, axis)`` with a one-pass gradient.
 
+    TensorFlow's gradient of a mean tiles the upstream gradient to the input's
+    shape and then divides the full-size tile by the count; here the small
+    gradient is divided first and broadcast once (one full-size write instead
+    of three full-size passes). Same values as TensorFlow's.
 
-def _count(x, axes):
-    """Number of elements reduced over ``axes``, in ``x``'s dtype."""
-    return tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), x.dtype)
+    Args:
+      x: a float tensor of known rank.
+      axis: an int or list of ints, the axes to reduce.
+
+    Returns:
+      ``x``'s mean over ``axis``, of ``x``'s shape without ``axis``.
+    """
+    axes = _axes(x, axis)
+    mean = tf.reduce_mean(x, axes)
+    with tf1.get_default_graph().gradient_override_map({'IdentityN': _MEAN_POOL_GRAD}):
+        return tf.identity_n([mean, x, tf.constant(axes, tf.int32)])[0]
 
 
 def mean_and_max(x, axis):
     """``(reduce_mean(x, axis), reduce_max(x, axis))`` with one fused gradient.
 
-    The value is exactly the two reductions'. The gradient is TensorFlow's
+    The values are exactly the two reductions'. The gradient is TensorFlow's
     (the mean's spread evenly, the max's split evenly between tied maxima)
     computed in one pass, ``where(x == max, d_mean / n + d_max / ties,
-    d_mean / n)``, instead of the two reductions' separate gradients
-    (Tile, Equal, Cast, RealDiv, Mul on the full input). It also leaves
-    ``x`` with one consumer fewer: with three (mean, max and the gating
-    multiply) tf.gradients sums three full-size tensors, which Grappler's
-    memory optimizer may lower to a TemporaryVariable and three locked
-    AssignAdds, measured 2.4x slower than the AddN it replaces.
+    d_mean / n)``, instead of the two reductions' separate gradients (Tile,
+    Equal, Cast, RealDiv, Mul on the full input). It also leaves ``x`` with
+    one gradient term fewer: with three (mean, max and a gating multiply)
+    tf.gradients sums three full-size tensors, which Grappler's memory
+    optimizer may lower to a TemporaryVariable and three locked AssignAdds,
+    measured 2.4x slower than the AddN it replaces.
 
     Args:
-      x: a float tensor.
+      x: a float tensor of known rank.
       axis: an int or list of ints, the axes to reduce.
 
     Returns:
       ``(mean, max)``, each of ``x``'s shape without ``axis``.
     """
     axes = _axes(x, axis)
-
-    @tf.custom_gradient
-    def pool(x):
-        mean = tf.reduce_mean(x, axes)
-        peak_kept = tf.reduce_max(x, axes, keepdims=True)
-        peak = tf.squeeze(peak_kept, axes)
-
-        def grad(d_mean, d_max):
-            kept = _kept_shape(x, axes)
-            is_max = tf.equal(x, peak_kept)
-            ties = tf.reduce_sum(tf.cast(is_max, x.dtype), axes, keepdims=True)
-            spread = tf.reshape(d_mean, kept) / _count(x, axes)
-            return tf.where(is_max, spread + tf.reshape(d_max, kept) / ties, spread)
-
-        return (mean, peak), grad
-
-    return pool(x)
+    mean = tf.reduce_mean(x, axes)
+    peak = tf.reduce_max(x, axes, keepdims=True)
+    with tf1.get_default_graph().gradient_override_map({'IdentityN': _MEAN_MAX_POOL_GRAD}):
+        mean, peak = tf.identity_n([mean, peak, x, tf.constant(axes, tf.int32)])[:2]
+    return mean, tf.squeeze(peak, axes)
 
 
 def to_nhwc(x, data_format):
