@@ -351,6 +351,7 @@ with graph.as_default():
     x = tf1.placeholder(tf.float32, [2, 8, 8, 16], name='x')
     net = slim.squeeze_and_excitation(x, reduction_ratio=4)
     net = slim.convolutional_block_attention_module(net, reduction_ratio=4)
+    net = slim.non_local_block(net, subsample=True, zero_init_last=False)
     y = tf.identity(net, name='y')
     grad, = tf.gradients(tf.reduce_sum(tf.sin(y)), [x])
     init = tf1.global_variables_initializer()
@@ -394,3 +395,55 @@ def test_exported_meta_graph_can_be_differentiated_in_a_new_process(tmp_path):
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'same gradient' in proc.stdout
+
+
+@pytest.mark.parametrize('transposed', [False, True])
+def test_softmax_attention_matches_tensorflows_softmax_and_matmul(graph, transposed):
+    rng = np.random.RandomState(5)
+    logits_value = 3.0 * rng.normal(size=(2, 6, 5))     # [N, M, L]
+    values_value = rng.normal(size=(2, 4, 5) if transposed else (2, 5, 4))
+    logits = tf1.placeholder(tf.float64, [None, None, None])
+    values = tf1.placeholder(tf.float64, [None, None, None])
+    y = _utils.softmax_attention(logits, values, transposed=transposed)
+    attention = tf.nn.softmax(logits, -1)
+    plain = (tf.matmul(values, attention, transpose_b=True) if transposed
+             else tf.matmul(attention, values))
+    d_y = rng.normal(size=(2, 4, 6) if transposed else (2, 6, 4))
+    grads = tf.gradients(y, [logits, values], grad_ys=d_y)
+    plain_grads = tf.gradients(plain, [logits, values], grad_ys=d_y)
+    feed = {logits: logits_value, values: values_value}
+    with tf1.Session() as sess:
+        out, g, pg = sess.run([y, grads, plain_grads], feed)
+    # NumPy reference of the forward pass.
+    e = np.exp(logits_value - logits_value.max(-1, keepdims=True))
+    a = e / e.sum(-1, keepdims=True)
+    expected = (values_value @ a.transpose(0, 2, 1)) if transposed else a @ values_value
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    for got, want in zip(g, pg):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+
+
+def test_softmax_attention_numerical_gradient(graph):
+    rng = np.random.RandomState(6)
+    logits = tf.constant(rng.normal(size=(2, 3, 4)))
+    values = tf.constant(rng.normal(size=(2, 4, 2)))
+    loss = tf.reduce_sum(tf.sin(_utils.softmax_attention(logits, values)))
+    with tf1.Session():
+        for t, shape in ((logits, [2, 3, 4]), (values, [2, 4, 2])):
+            theoretical, numerical = tf1.test.compute_gradient(t, shape, loss, [])
+            np.testing.assert_allclose(theoretical, numerical, rtol=1e-6, atol=1e-8)
+
+
+def test_softmax_attention_in_eager_mode():
+    assert tf.executing_eagerly()
+    rng = np.random.RandomState(7)
+    logits = tf.constant(rng.normal(size=(2, 3, 4)))
+    values = tf.constant(rng.normal(size=(2, 4, 2)))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([logits, values])
+        y = _utils.softmax_attention(logits, values)
+        plain = tf.matmul(tf.nn.softmax(logits, -1), values)
+    np.testing.assert_allclose(y.numpy(), plain.numpy(), rtol=1e-12)
+    for t in (logits, values):
+        np.testing.assert_allclose(tape.gradient(y, t).numpy(),
+                                   tape.gradient(plain, t).numpy(), rtol=1e-12)

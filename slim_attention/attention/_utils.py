@@ -189,6 +189,7 @@ def spatial_axes(data_format):
 # --------------------------------------------------------------------------
 _MEAN_POOL_GRAD = 'SlimAttentionMeanPool'
 _MEAN_MAX_POOL_GRAD = 'SlimAttentionMeanMaxPool'
+_SOFTMAX_ATTENTION_GRAD = 'SlimAttentionSoftmaxAttention'
 
 
 def _register_gradient(name, fn):
@@ -237,8 +238,41 @@ def _mean_max_pool_grad(op, d_mean, d_max, *unused):
     return [None, None, dx, None]
 
 
+def _softmax_attention_grad(op, d_y, *unused):
+    """IdentityN([y, logits, values, attention, transposed]) -> gradients of
+    ``y = softmax(logits) @ values`` w.r.t. logits and values.
+
+    The softmax gradient ``A * (dA - rowsum(dA * A))`` needs the row sums of
+    a full [N, M, L] product; since ``dA = dy values^T`` they equal
+    ``rowsum(dy * y)``, computed on [N, M, C] tensors instead (the identity
+    FlashAttention's backward pass uses). Two full-size passes fewer.
+    """
+    del unused
+    y, _, values, attention, transposed = op.inputs
+    if d_y is None:
+        return [None] * 5
+
+    def rows():  # values [N, L, C], y [N, M, C]
+        d_att = tf.matmul(d_y, values, transpose_b=True)  # [N, M, L]
+        d_values = tf.matmul(attention, d_y, transpose_a=True)  # [N, L, C]
+        row_dot = tf.reduce_sum(d_y * y, -1, keepdims=True)  # [N, M, 1]
+        return d_att, d_values, row_dot
+
+    def cols():  # values [N, C, L], y [N, C, M]
+        d_att = tf.matmul(d_y, values, transpose_a=True)  # [N, M, L]
+        d_values = tf.matmul(d_y, attention)  # [N, C, L]
+        row_dot = tf.expand_dims(tf.reduce_sum(d_y * y, 1), -1)  # [N, M, 1]
+        return d_att, d_values, row_dot
+
+    # ``transposed`` is a Const the block wrote: its value is known here.
+    d_att, d_values, row_dot = cols() if tf.get_static_value(transposed) else rows()
+    d_logits = attention * (d_att - row_dot)
+    return [None, d_logits, d_values, None, None]
+
+
 _register_gradient(_MEAN_POOL_GRAD, _mean_pool_grad)
 _register_gradient(_MEAN_MAX_POOL_GRAD, _mean_max_pool_grad)
+_register_gradient(_SOFTMAX_ATTENTION_GRAD, _softmax_attention_grad)
 
 
 def _axes(x, axis):
@@ -294,6 +328,30 @@ def mean_and_max(x, axis):
     with tf1.get_default_graph().gradient_override_map({'IdentityN': _MEAN_MAX_POOL_GRAD}):
         mean, peak = tf.identity_n([mean, peak, x, tf.constant(axes, tf.int32)])[:2]
     return mean, tf.squeeze(peak, axes)
+
+
+def softmax_attention(logits, values, transposed=False):
+    """``softmax(logits, -1)`` applied to ``values``, with a lighter gradient.
+
+    ``logits`` is [N, M, L]. With ``transposed=False`` ``values`` is [N, L, C]
+    and the result ``softmax(logits) @ values`` is [N, M, C]; with
+    ``transposed=True`` ``values`` is [N, C, L] and the result
+    ``values @ softmax(logits)^T`` is [N, C, M]. The forward pass is those two
+    ops; the gradient (see :func:`_softmax_attention_grad`) skips two passes
+    over the [N, M, L] matrix that TensorFlow's softmax gradient makes.
+
+    Returns:
+      The result, [N, M, C] or [N, C, M].
+    """
+    attention = tf.nn.softmax(logits, axis=-1)
+    if transposed:
+        y = tf.matmul(values, attention, transpose_b=True)
+    else:
+        y = tf.matmul(attention, values)
+    with tf1.get_default_graph().gradient_override_map(
+            {'IdentityN': _SOFTMAX_ATTENTION_GRAD}):
+        return tf.identity_n([y, logits, values, attention,
+                              tf.constant(bool(transposed))])[0]
 
 
 def to_nhwc(x, data_format):

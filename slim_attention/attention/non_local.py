@@ -23,6 +23,10 @@ H and W and keeping the last row/column for odd ones instead of dropping it.
 NOTE: the 1x1 convolutions are matmuls over the channel axis (NCHW needs no
 NCHW conv kernel on CPU); the optional max-pool runs in NHWC (transposing in
 NCHW) because TF's CPU max-pool has no NCHW kernel.
+NOTE: the 1/sqrt(Ci) scale multiplies theta ([N, HW, Ci]) rather than the
+affinity ([N, HW, L]): the same product up to float rounding, one pass over a
+smaller tensor in each direction. The softmax-and-weighted-sum has a fused
+gradient (:func:`slim_attention.attention._utils.softmax_attention`).
 NOTE: float16/bfloat16 inputs get float32 variables and a float32 branch (see
 :func:`slim_attention.attention._utils.compute_dtype`); ``z`` is cast to the
 input dtype before the residual addition.
@@ -134,22 +138,20 @@ def non_local_block(inputs,
         g = _utils.conv1x1(source, inner, args, data_format, 'g')
         shape = tf.shape(x)
         batch = shape[0]
-        scale = tf.cast(inner, cdtype) ** -0.5
+        scale = float(inner) ** -0.5
         if data_format == 'NHWC':
-            theta = tf.reshape(theta, [batch, -1, inner])  # [N, HW, Ci]
+            theta = tf.reshape(theta, [batch, -1, inner]) * scale  # [N, HW, Ci]
             phi = tf.reshape(phi, [batch, -1, inner])  # [N, L, Ci]
             g = tf.reshape(g, [batch, -1, inner])  # [N, L, Ci]
-            affinity = tf.matmul(theta, phi, transpose_b=True) * scale  # [N, HW, L]
-            attention = tf.nn.softmax(affinity, axis=-1)
-            y = tf.matmul(attention, g)  # [N, HW, Ci]
+            affinity = tf.matmul(theta, phi, transpose_b=True)  # [N, HW, L]
+            y = _utils.softmax_attention(affinity, g)  # [N, HW, Ci]
             y = tf.reshape(y, [batch, shape[1], shape[2], inner])  # [N, H, W, Ci]
         else:
-            theta = tf.reshape(theta, [batch, inner, -1])  # [N, Ci, HW]
+            theta = tf.reshape(theta, [batch, inner, -1]) * scale  # [N, Ci, HW]
             phi = tf.reshape(phi, [batch, inner, -1])  # [N, Ci, L]
             g = tf.reshape(g, [batch, inner, -1])  # [N, Ci, L]
-            affinity = tf.matmul(theta, phi, transpose_a=True) * scale  # [N, HW, L]
-            attention = tf.nn.softmax(affinity, axis=-1)
-            y = tf.matmul(g, attention, transpose_b=True)  # [N, Ci, HW]
+            affinity = tf.matmul(theta, phi, transpose_a=True)  # [N, HW, L]
+            y = _utils.softmax_attention(affinity, g, transposed=True)  # [N, Ci, HW]
             y = tf.reshape(y, [batch, inner, shape[2], shape[3]])  # [N, Ci, H, W]
         z = _utils.conv1x1(y, channels, args, data_format, 'out')
         z = _utils.batch_norm(z, is_training, batch_norm_decay,
