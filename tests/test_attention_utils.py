@@ -352,6 +352,7 @@ with graph.as_default():
     net = slim.squeeze_and_excitation(x, reduction_ratio=4)
     net = slim.convolutional_block_attention_module(net, reduction_ratio=4)
     net = slim.non_local_block(net, subsample=True, zero_init_last=False)
+    net = slim.global_context(net, reduction_ratio=4, zero_init_last=False)
     y = tf.identity(net, name='y')
     grad, = tf.gradients(tf.reduce_sum(tf.sin(y)), [x])
     init = tf1.global_variables_initializer()
@@ -447,3 +448,34 @@ def test_softmax_attention_in_eager_mode():
     for t in (logits, values):
         np.testing.assert_allclose(tape.gradient(y, t).numpy(),
                                    tape.gradient(plain, t).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize('data_format', ['NHWC', 'NCHW'])
+def test_attention_pool_gradients_match_the_plain_ops(graph, data_format):
+    rng = np.random.RandomState(8)
+    shape = (2, 3, 4, 5) if data_format == 'NHWC' else (2, 5, 3, 4)
+    x = tf1.placeholder(tf.float64, shape)
+    with tf1.variable_scope('gc'):
+        context = _utils.attention_pool(x, _args(), data_format)
+    kernel, bias = tf1.global_variables()
+    assert [kernel.op.name, bias.op.name] == ['gc/conv_mask/weights', 'gc/conv_mask/biases']
+    # The same function from plain ops (TensorFlow's own gradients).
+    logits = tf.reshape(tf.nn.bias_add(_utils.pointwise(x, kernel, data_format), bias,
+                                       data_format=data_format), [2, -1])
+    attention = tf.nn.softmax(logits)
+    if data_format == 'NHWC':
+        plain = tf.matmul(attention[:, None, :], tf.reshape(x, [2, -1, 5]))
+    else:
+        plain = tf.matmul(tf.reshape(x, [2, 5, -1]), attention[:, :, None])
+    upstream = rng.normal(size=plain.shape.as_list())
+    grads = tf.gradients(tf.reduce_sum(tf.sin(context) * upstream), [x, kernel, bias])
+    plain_grads = tf.gradients(tf.reduce_sum(tf.sin(plain) * upstream), [x, kernel, bias])
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        kernel.load(rng.normal(size=(1, 1, 5, 1)), sess)
+        bias.load([0.3], sess)
+        feed = {x: rng.normal(size=shape)}
+        c, p, g, pg = sess.run([context, plain, grads, plain_grads], feed)
+    np.testing.assert_allclose(c, p, rtol=1e-12)
+    for got, want in zip(g, pg):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)

@@ -190,6 +190,7 @@ def spatial_axes(data_format):
 _MEAN_POOL_GRAD = 'SlimAttentionMeanPool'
 _MEAN_MAX_POOL_GRAD = 'SlimAttentionMeanMaxPool'
 _SOFTMAX_ATTENTION_GRAD = 'SlimAttentionSoftmaxAttention'
+_ATTENTION_POOL_GRAD = 'SlimAttentionAttentionPool'
 
 
 def _register_gradient(name, fn):
@@ -270,7 +271,44 @@ def _softmax_attention_grad(op, d_y, *unused):
     return [None, d_logits, d_values, None, None]
 
 
+def _attention_pool_grad(op, d_context, *unused):
+    """IdentityN([context, x, logits, weights, kernel, nchw]) -> gradients of
+    GC's attention pooling ``context = softmax(logits) . x`` w.r.t. x and the
+    logits, where ``logits = conv1x1(stop_gradient(x), kernel) (+ bias)``.
+
+    x gets both of its terms at once, the pooling's ``weights (x) d_context``
+    and the mask convolution's ``d_logits (x) kernel``, as one batched matmul
+    with an inner dimension of 2, instead of a Conv2DBackpropInput and a
+    matmul gradient that tf.gradients would then add up (with the residual
+    term, an AddN of three full-size tensors).
+    """
+    del unused
+    _, x, _, weights, kernel, nchw = op.inputs  # weights [N, HW], kernel [1,1,C,1]
+    if d_context is None:
+        return [None] * 6
+    batch = tf.shape(x)[0]
+    channels = int(x.shape[1] if tf.get_static_value(nchw) else x.shape[-1])
+    kernel = tf.tile(tf.reshape(kernel, [1, 1, channels]), [batch, 1, 1])  # [N, 1, C]
+    d_context = tf.reshape(d_context, [batch, 1, channels])  # [N, 1, C]
+    if tf.get_static_value(nchw):
+        flat = tf.reshape(x, [batch, channels, -1])  # [N, C, HW]
+        d_weights = tf.matmul(d_context, flat)[:, 0, :]  # [N, HW]
+    else:
+        flat = tf.reshape(x, [batch, -1, channels])  # [N, HW, C]
+        d_weights = tf.matmul(d_context, flat, transpose_b=True)[:, 0, :]  # [N, HW]
+    d_logits = weights * (d_weights - tf.reduce_sum(d_weights * weights, -1,
+                                                    keepdims=True))  # softmax
+    left = tf.stack([weights, d_logits], 1)  # [N, 2, HW]
+    right = tf.concat([d_context, kernel], 1)  # [N, 2, C]
+    if tf.get_static_value(nchw):
+        d_x = tf.matmul(right, left, transpose_a=True)  # [N, C, HW]
+    else:
+        d_x = tf.matmul(left, right, transpose_a=True)  # [N, HW, C]
+    return [None, tf.reshape(d_x, tf.shape(x)), d_logits, None, None, None]
+
+
 _register_gradient(_MEAN_POOL_GRAD, _mean_pool_grad)
+_register_gradient(_ATTENTION_POOL_GRAD, _attention_pool_grad)
 _register_gradient(_MEAN_MAX_POOL_GRAD, _mean_max_pool_grad)
 _register_gradient(_SOFTMAX_ATTENTION_GRAD, _softmax_attention_grad)
 
@@ -352,6 +390,43 @@ def softmax_attention(logits, values, transposed=False):
             {'IdentityN': _SOFTMAX_ATTENTION_GRAD}):
         return tf.identity_n([y, logits, values, attention,
                               tf.constant(bool(transposed))])[0]
+
+
+def attention_pool(x, mask_args, data_format, scope='conv_mask'):
+    """GC's attention pooling: ``softmax_HW(conv1x1(x; C -> 1)) . x``.
+
+    The mask convolution has slim's variables ``scope/weights`` [1, 1, C, 1]
+    and ``scope/biases`` [1] (per ``mask_args``, a :class:`LayerArgs`). The
+    forward pass is the plain ops; the gradient w.r.t. ``x`` is fused (see
+    :func:`_attention_pool_grad`), the mask's variables get theirs from the
+    convolution's own gradient.
+
+    Returns:
+      The context, [N, 1, C] (NHWC) or [N, C, 1] (NCHW).
+    """
+    kernels = []
+
+    def mask_conv(net, kernel):
+        kernels.append(kernel)
+        return pointwise(net, kernel, data_format)
+
+    channels = int(x.shape[channel_axis(data_format)])
+    # stop_gradient: x's gradient through the mask comes from the fused gradient.
+    logits = weighted_layer(tf.stop_gradient(x), mask_conv, [1, 1, channels, 1],
+                            mask_args, scope, data_format)  # [N,H,W,1] / [N,1,H,W]
+    batch = tf.shape(x)[0]
+    logits = tf.reshape(logits, [batch, -1])  # [N, HW]
+    weights = tf.nn.softmax(logits)  # [N, HW]
+    if data_format == 'NHWC':
+        flat = tf.reshape(x, [batch, -1, channels])  # [N, HW, C]
+        context = tf.matmul(weights[:, None, :], flat)  # [N, 1, C]
+    else:
+        flat = tf.reshape(x, [batch, channels, -1])  # [N, C, HW]
+        context = tf.matmul(flat, weights[:, :, None])  # [N, C, 1]
+    with tf1.get_default_graph().gradient_override_map({'IdentityN': _ATTENTION_POOL_GRAD}):
+        return tf.identity_n([context, x, logits, weights,
+                              tf.convert_to_tensor(kernels[0]),
+                              tf.constant(data_format == 'NCHW')])[0]
 
 
 def to_nhwc(x, data_format):

@@ -153,16 +153,7 @@ def global_context(inputs,
                             reuse=reuse) as sc:
         inputs, x = _utils.cast_in(inputs, dtype, cdtype)
         if pooling == 'attention':
-            logits = _utils.conv1x1(x, 1, mask_args, data_format,
-                                    'conv_mask')  # [N,H,W,1] or [N,1,H,W]
-            batch = tf.shape(x)[0]
-            weights = tf.nn.softmax(tf.reshape(logits, [batch, -1]))  # [N, HW]
-            if data_format == 'NHWC':
-                flat = tf.reshape(x, [batch, -1, channels])  # [N, HW, C]
-                context = tf.matmul(weights[:, None, :], flat)  # [N, 1, C]
-            else:
-                flat = tf.reshape(x, [batch, channels, -1])  # [N, C, HW]
-                context = tf.matmul(flat, weights[:, :, None])  # [N, C, 1]
+            context = _utils.attention_pool(x, mask_args, data_format)  # [N,1,C]/[N,C,1]
             context = tf.reshape(context, _utils.gate_shape(channels, data_format))
         else:
             context = tf.reduce_mean(x, _utils.spatial_axes(data_format),
