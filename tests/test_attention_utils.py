@@ -399,17 +399,24 @@ def test_exported_meta_graph_can_be_differentiated_in_a_new_process(tmp_path):
 
 
 @pytest.mark.parametrize('transposed', [False, True])
-def test_softmax_attention_matches_tensorflows_softmax_and_matmul(graph, transposed):
+@pytest.mark.parametrize('width,static', [
+    (4, True),    # C < L: row sums from dy * y
+    (7, True),    # C > L: row sums from dA * A
+    (4, False),   # shapes unknown: row sums from dA * A
+])
+def test_softmax_attention_matches_tensorflows_softmax_and_matmul(graph, transposed,
+                                                                   width, static):
     rng = np.random.RandomState(5)
-    logits_value = 3.0 * rng.normal(size=(2, 6, 5))     # [N, M, L]
-    values_value = rng.normal(size=(2, 4, 5) if transposed else (2, 5, 4))
-    logits = tf1.placeholder(tf.float64, [None, None, None])
-    values = tf1.placeholder(tf.float64, [None, None, None])
+    logits_value = 3.0 * rng.normal(size=(2, 6, 5))     # [N, M, L], L = 5
+    values_shape = (2, width, 5) if transposed else (2, 5, width)
+    values_value = rng.normal(size=values_shape)
+    logits = tf1.placeholder(tf.float64, (2, 6, 5) if static else [None] * 3)
+    values = tf1.placeholder(tf.float64, values_shape if static else [None] * 3)
     y = _utils.softmax_attention(logits, values, transposed=transposed)
     attention = tf.nn.softmax(logits, -1)
     plain = (tf.matmul(values, attention, transpose_b=True) if transposed
              else tf.matmul(attention, values))
-    d_y = rng.normal(size=(2, 4, 6) if transposed else (2, 6, 4))
+    d_y = rng.normal(size=(2, width, 6) if transposed else (2, 6, width))
     grads = tf.gradients(y, [logits, values], grad_ys=d_y)
     plain_grads = tf.gradients(plain, [logits, values], grad_ys=d_y)
     feed = {logits: logits_value, values: values_value}

@@ -244,29 +244,31 @@ def _softmax_attention_grad(op, d_y, *unused):
     ``y = softmax(logits) @ values`` w.r.t. logits and values.
 
     The softmax gradient ``A * (dA - rowsum(dA * A))`` needs the row sums of
-    a full [N, M, L] product; since ``dA = dy values^T`` they equal
-    ``rowsum(dy * y)``, computed on [N, M, C] tensors instead (the identity
-    FlashAttention's backward pass uses). Two full-size passes fewer.
+    the [N, M, L] product ``dA * A``; since ``dA = dy values^T`` they equal
+    ``rowsum(dy * y)``, a product of [N, M, C] tensors (the identity
+    FlashAttention's backward pass uses). That form is used when C < L (the
+    usual case: a non-local block's Ci against its H*W); otherwise, or when L
+    or C is unknown, the direct one. Same values either way.
     """
     del unused
     y, _, values, attention, transposed = op.inputs
     if d_y is None:
         return [None] * 5
-
-    def rows():  # values [N, L, C], y [N, M, C]
-        d_att = tf.matmul(d_y, values, transpose_b=True)  # [N, M, L]
-        d_values = tf.matmul(attention, d_y, transpose_a=True)  # [N, L, C]
-        row_dot = tf.reduce_sum(d_y * y, -1, keepdims=True)  # [N, M, 1]
-        return d_att, d_values, row_dot
-
-    def cols():  # values [N, C, L], y [N, C, M]
+    # ``transposed`` is a Const the block wrote: its value is known here.
+    transposed = bool(tf.get_static_value(transposed))
+    if transposed:  # values [N, C, L], y [N, C, M]
         d_att = tf.matmul(d_y, values, transpose_a=True)  # [N, M, L]
         d_values = tf.matmul(d_y, attention)  # [N, C, L]
-        row_dot = tf.expand_dims(tf.reduce_sum(d_y * y, 1), -1)  # [N, M, 1]
-        return d_att, d_values, row_dot
-
-    # ``transposed`` is a Const the block wrote: its value is known here.
-    d_att, d_values, row_dot = cols() if tf.get_static_value(transposed) else rows()
+        width, length = values.shape[1], values.shape[2]
+    else:  # values [N, L, C], y [N, M, C]
+        d_att = tf.matmul(d_y, values, transpose_b=True)  # [N, M, L]
+        d_values = tf.matmul(attention, d_y, transpose_a=True)  # [N, L, C]
+        width, length = values.shape[2], values.shape[1]
+    if width is not None and length is not None and width < length:
+        row_dot = tf.reduce_sum(d_y * y, 1 if transposed else -1)  # [N, M]
+        row_dot = tf.expand_dims(row_dot, -1)  # [N, M, 1]
+    else:
+        row_dot = tf.reduce_sum(d_att * attention, -1, keepdims=True)  # [N, M, 1]
     d_logits = attention * (d_att - row_dot)
     return [None, d_logits, d_values, None, None]
 
