@@ -177,15 +177,15 @@ def spatial_axes(data_format):
 
 
 # --------------------------------------------------------------------------
-# Pooling with fused gradients
+# Fused gradients (pooling, softmax attention)
 #
 # The gradients are registered under fixed names (gradient_override_map on an
-# IdentityN that carries the pooled values, the input and the axes), not as
+# IdentityN that carries the results and the inputs they need), not as
 # tf.custom_gradient closures: a graph exported with export_meta_graph and
 # imported in another process (after ``import slim_attention``) can still be
 # differentiated, because the gradient needs nothing but the op's inputs. In
 # eager mode the override does not apply and IdentityN passes gradients
-# through to the plain reductions, which give the same values.
+# through to the plain ops, which give the same values.
 # --------------------------------------------------------------------------
 _MEAN_POOL_GRAD = 'SlimAttentionMeanPool'
 _MEAN_MAX_POOL_GRAD = 'SlimAttentionMeanMaxPool'
@@ -229,8 +229,7 @@ def _mean_max_pool_grad(op, d_mean, d_max, *unused):
     if d_mean is None and d_max is None:
         return [None] * 4
     kept, n = _pool_geometry(x, axes)
-    zeros = tf.zeros(kept, x.dtype)
-    spread = zeros if d_mean is None else tf.reshape(d_mean, kept) / n
+    spread = tf.zeros(kept, x.dtype) if d_mean is None else tf.reshape(d_mean, kept) / n
     if d_max is None:
         return [None, None, tf.broadcast_to(spread, tf.shape(x)), None]
     is_max = tf.equal(x, peak)
@@ -288,11 +287,12 @@ def _attention_pool_grad(op, d_context, *unused):
     _, x, _, weights, kernel, nchw = op.inputs  # weights [N, HW], kernel [1,1,C,1]
     if d_context is None:
         return [None] * 6
+    nchw = bool(tf.get_static_value(nchw))  # a Const the block wrote
     batch = tf.shape(x)[0]
-    channels = int(x.shape[1] if tf.get_static_value(nchw) else x.shape[-1])
+    channels = int(x.shape[1] if nchw else x.shape[-1])
     kernel = tf.tile(tf.reshape(kernel, [1, 1, channels]), [batch, 1, 1])  # [N, 1, C]
     d_context = tf.reshape(d_context, [batch, 1, channels])  # [N, 1, C]
-    if tf.get_static_value(nchw):
+    if nchw:
         flat = tf.reshape(x, [batch, channels, -1])  # [N, C, HW]
         d_weights = tf.matmul(d_context, flat)[:, 0, :]  # [N, HW]
     else:
@@ -302,7 +302,7 @@ def _attention_pool_grad(op, d_context, *unused):
                                                     keepdims=True))  # softmax
     left = tf.stack([weights, d_logits], 1)  # [N, 2, HW]
     right = tf.concat([d_context, kernel], 1)  # [N, 2, C]
-    if tf.get_static_value(nchw):
+    if nchw:
         d_x = tf.matmul(right, left, transpose_a=True)  # [N, C, HW]
     else:
         d_x = tf.matmul(left, right, transpose_a=True)  # [N, HW, C]

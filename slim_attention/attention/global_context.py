@@ -154,10 +154,9 @@ def global_context(inputs,
         inputs, x = _utils.cast_in(inputs, dtype, cdtype)
         if pooling == 'attention':
             context = _utils.attention_pool(x, mask_args, data_format)  # [N,1,C]/[N,C,1]
-            context = tf.reshape(context, _utils.gate_shape(channels, data_format))
         else:
-            context = tf.reduce_mean(x, _utils.spatial_axes(data_format),
-                                     keepdims=True)  # [N,1,1,C] or [N,C,1,1]
+            context = _utils.mean_pool(x, _utils.spatial_axes(data_format))  # [N, C]
+        context = tf.reshape(context, _utils.gate_shape(channels, data_format))
         outputs = inputs
         if fusion in ('mul', 'both'):
             gate = gate_fn(transform(context, 'channel_mul'))

@@ -25,8 +25,9 @@ NCHW conv kernel on CPU); the optional max-pool runs in NHWC (transposing in
 NCHW) because TF's CPU max-pool has no NCHW kernel.
 NOTE: the 1/sqrt(Ci) scale multiplies theta ([N, HW, Ci]) rather than the
 affinity ([N, HW, L]) when Ci < L (or L is unknown): the same product up to
-float rounding, one pass over a smaller tensor in each direction. The softmax-and-weighted-sum has a fused
-gradient (:func:`slim_attention.attention._utils.softmax_attention`).
+float rounding, one pass over a smaller tensor in each direction. The
+softmax-and-weighted-sum has a fused gradient
+(:func:`slim_attention.attention._utils.softmax_attention`).
 NOTE: float16/bfloat16 inputs get float32 variables and a float32 branch (see
 :func:`slim_attention.attention._utils.compute_dtype`); ``z`` is cast to the
 input dtype before the residual addition.
@@ -138,35 +139,31 @@ def non_local_block(inputs,
         g = _utils.conv1x1(source, inner, args, data_format, 'g')
         shape = tf.shape(x)
         batch = shape[0]
-        scale = float(inner) ** -0.5
         # The 1/sqrt(Ci) scale goes on the smaller of theta [N, HW, Ci] and the
-        # affinity [N, HW, L] (theta when L is unknown).
+        # affinity [N, HW, L] (on theta when L is unknown).
+        scale = float(inner) ** -0.5
         hw_axes = (1, 2) if data_format == 'NHWC' else (2, 3)
         sizes = [source.shape[a] for a in hw_axes]
-        length = None if None in sizes else sizes[0] * sizes[1]
-        scale_theta = length is None or inner < length
+        scale_theta = None in sizes or inner < sizes[0] * sizes[1]
+        if scale_theta:
+            theta = theta * scale
         if data_format == 'NHWC':
             theta = tf.reshape(theta, [batch, -1, inner])  # [N, HW, Ci]
             phi = tf.reshape(phi, [batch, -1, inner])  # [N, L, Ci]
             g = tf.reshape(g, [batch, -1, inner])  # [N, L, Ci]
-            if scale_theta:
-                theta = theta * scale
             affinity = tf.matmul(theta, phi, transpose_b=True)  # [N, HW, L]
-            if not scale_theta:
-                affinity = affinity * scale
-            y = _utils.softmax_attention(affinity, g)  # [N, HW, Ci]
-            y = tf.reshape(y, [batch, shape[1], shape[2], inner])  # [N, H, W, Ci]
+            y_shape = [batch, shape[1], shape[2], inner]  # [N, H, W, Ci]
         else:
             theta = tf.reshape(theta, [batch, inner, -1])  # [N, Ci, HW]
             phi = tf.reshape(phi, [batch, inner, -1])  # [N, Ci, L]
             g = tf.reshape(g, [batch, inner, -1])  # [N, Ci, L]
-            if scale_theta:
-                theta = theta * scale
             affinity = tf.matmul(theta, phi, transpose_a=True)  # [N, HW, L]
-            if not scale_theta:
-                affinity = affinity * scale
-            y = _utils.softmax_attention(affinity, g, transposed=True)  # [N, Ci, HW]
-            y = tf.reshape(y, [batch, inner, shape[2], shape[3]])  # [N, Ci, H, W]
+            y_shape = [batch, inner, shape[2], shape[3]]  # [N, Ci, H, W]
+        if not scale_theta:
+            affinity = affinity * scale
+        # [N, HW, Ci] (NHWC) or [N, Ci, HW] (NCHW)
+        y = _utils.softmax_attention(affinity, g, transposed=data_format == 'NCHW')
+        y = tf.reshape(y, y_shape)
         z = _utils.conv1x1(y, channels, args, data_format, 'out')
         z = _utils.batch_norm(z, is_training, batch_norm_decay,
                               batch_norm_epsilon, gamma_initializer, cdtype,
