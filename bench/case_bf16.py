@@ -101,7 +101,7 @@ def run(args):
             if batch == 1:
                 warm, reps = 2, cases._reps(args, 6, 2)  # pylint: disable=protected-access
             else:
-                warm, reps = 1, cases._reps(args, 2, 1)  # pylint: disable=protected-access
+                warm, reps = 1, cases._reps(args, 4, 1)  # pylint: disable=protected-access
             times = harness.interleaved(fns, warm, reps)
             for n, _ in contestants:
                 s = harness.summarize(times[n])
@@ -110,7 +110,9 @@ def run(args):
                              "batch": batch, "ms": 1000 * s["median_s"],
                              "img_s": batch / s["median_s"],
                              "speedup": ref["median_s"] / s["median_s"],
-                             "err": acc[n], "n": s["n"]})
+                             "err": acc[n], "n": s["n"],
+                             "times_s": [round(t, 5) for t in times[n]],
+                             "ref_times_s": [round(t, 5) for t in times[_reference_of(n)]]})
                 _LOG.info("%s", rows[-1])
         for _, c in contestants:
             c.close()

@@ -139,11 +139,19 @@ def _build_table(res):
 
 
 def _bf16_table(res):
+    rows = []
+    for r in res["rows"]:
+        row = dict(r)
+        paired = paired_ratios({"times_s": r.get("ref_times_s")}, r)
+        if paired:
+            row["paired"] = "%.3f [%.3f, %.3f]" % paired
+        rows.append(row)
     cols = [("mode", "mode"), ("variant", "variant"), ("batch", "batch"),
             ("ms", "median ms/step"), ("img_s", "images/s"),
-            ("speedup", "speed-up vs float32"), ("err", "accuracy vs float32"),
-            ("n", "rounds")]
-    return "### bfloat16 vs float32 (VGG19)\n\n" + format_table(res["rows"], cols)
+            ("speedup", "speed-up vs float32"),
+            ("paired", "round-by-round speed-up: median [quartiles]"),
+            ("err", "accuracy vs float32"), ("n", "rounds")]
+    return "### bfloat16 vs float32 (VGG19)\n\n" + format_table(rows, cols)
 
 
 def _pipeline_table(res, results=None):
