@@ -1,6 +1,7 @@
 """vgg_patch.weights: safe, lazy npy parsing, the three formats, bad files, writing."""
 import io
 import os
+import struct
 import pickle
 import pickletools
 
@@ -248,14 +249,35 @@ def test_truncated_files_say_download_again(tmp_path):
         assert '\n' not in message
 
 
-def test_corrupt_payload_says_download_again(tmp_path):
+@pytest.mark.parametrize('seed', range(40))
+def test_corrupt_payload_says_download_again(tmp_path, seed):
+    # Seeded random garbage after the pickle's protocol opcode (was os.urandom:
+    # one CI run drew a BINBYTES8 length of 1.4e18, which made the lazy reader's
+    # seek fail with EINVAL instead of reporting a corrupt file).
     full = bytearray(open(write_python2_npy(str(tmp_path / 'f.npy'), _small()), 'rb').read())
     start = full.index(b'\x80\x02')
-    full[start + 2:start + 40] = os.urandom(38).replace(b'c', b'x').replace(b'i', b'x')
+    garbage = np.random.RandomState(seed).bytes(38).replace(b'c', b'x').replace(b'i', b'x')
+    full[start + 2:start + 40] = garbage
     path = tmp_path / 'corrupt.npy'
     path.write_bytes(bytes(full))
     with pytest.raises(WeightsFileError, match='truncated or corrupt.*download it again'):
         WeightsFile(str(path))
+
+
+@pytest.mark.parametrize('length', [2 ** 40, 2 ** 60, 2 ** 64 - 1])
+def test_payload_length_beyond_any_file_is_corrupt_not_an_oserror(tmp_path, length):
+    full = bytearray(open(write_python2_npy(str(tmp_path / 'f.npy'), _small()), 'rb').read())
+    start = full.index(b'\x80\x02')
+    # BINBYTES8 (protocol 4's 8-byte length) with a length no file can have.
+    full[start + 2:] = b'\x8e' + struct.pack('<Q', length) + b'\x00' * 64
+    path = tmp_path / 'huge.npy'
+    path.write_bytes(bytes(full))
+    with pytest.raises(WeightsFileError, match='truncated or corrupt.*download it again'):
+        WeightsFile(str(path))
+
+
+def test_not_a_readable_header(tmp_path):
+    path = tmp_path / 'corrupt.npy'
     path.write_bytes(b'PK\x03\x04 this is a zip, not an npy')
     with pytest.raises(WeightsFileError, match='not a readable .npy header'):
         WeightsFile(str(path))

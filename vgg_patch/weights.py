@@ -261,8 +261,9 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
         if self._lazy_min_bytes is None or length < self._lazy_min_bytes:
             return self._exact(length)
         offset = self._source.tell()
-        end = self._source.seek(offset + length)
-        if end != offset + length or self._source.seek(0, io.SEEK_END) < offset + length:
+        # Compare with the file's size before seeking: a corrupt length can be
+        # past what lseek accepts (EINVAL), not just past the end of the file.
+        if length > self._source.seek(0, io.SEEK_END) - offset:
             raise EOFError('payload runs past the end of the file')
         self._source.seek(offset + length)
         return _LazyBytes(offset, length)
