@@ -45,9 +45,7 @@ def _vgg_table(res, title):
             row[key] = (k["median_s"] / r["median_s"]) if k else ""
         k = by.get((KERAS, r["batch"]))
         row["vs_keras_min"] = (k["min_s"] / r["min_s"]) if k else ""
-        paired = paired_ratios(k, r) if k else None
-        if paired:
-            row["paired"] = "%.3f [%.3f, %.3f]" % paired
+        row["paired"] = paired_cell(k.get("times_s") if k else None, r.get("times_s"))
         if r.get("cpu_s"):
             row["cpu_ms"] = 1000 * r["cpu_s"]
             row["vs_keras_cpu"] = (k["cpu_s"] / r["cpu_s"]) if k and k.get("cpu_s") else ""
@@ -70,19 +68,24 @@ def _vgg_table(res, title):
     return text
 
 
-def paired_ratios(ref, row):
+def paired_ratios(ref_times, times):
     """(median, lower quartile, upper quartile) of the per-round speed ratios
-    ``ref time / row time``, or None without per-round times.
+    ``ref_times[i] / times[i]``, or None without per-round times.
 
     Contestants are timed in the same rounds (run back to back), so a round's
     ratio compares them under the same load; its spread over the rounds shows
     how far the medians' ratio can be trusted.
     """
-    a, b = ref.get("times_s"), row.get("times_s")
-    if not a or not b or len(a) != len(b):
+    if not ref_times or not times or len(ref_times) != len(times):
         return None
-    ratios = sorted(x / y for x, y in zip(a, b))
+    ratios = sorted(x / y for x, y in zip(ref_times, times))
     return (statistics.median(ratios), _quantile(ratios, 0.25), _quantile(ratios, 0.75))
+
+
+def paired_cell(ref_times, times):
+    """:func:`paired_ratios` as a table cell, "median [lower, upper]" ("" if none)."""
+    paired = paired_ratios(ref_times, times)
+    return "%.3f [%.3f, %.3f]" % paired if paired else ""
 
 
 def _quantile(values, q):
@@ -112,10 +115,7 @@ def _blocks_table(res):
         row["ref_ms"] = 1000 * r["ref_s"]
         row["ratio"] = r["ref_s"] / r["slim_s"]
         row["ratio_min"] = r["ref_min_s"] / r["slim_min_s"]
-        paired = paired_ratios({"times_s": r.get("ref_times_s")},
-                               {"times_s": r.get("slim_times_s")})
-        if paired:
-            row["paired"] = "%.3f [%.3f, %.3f]" % paired
+        row["paired"] = paired_cell(r.get("ref_times_s"), r.get("slim_times_s"))
         rows.append(row)
     cols = [("block", "block"), ("shape", "input (batch 32)"),
             ("slim_ms", "slim_attention ms"), ("ref_ms", "tutorial ref ms"),
@@ -139,13 +139,8 @@ def _build_table(res):
 
 
 def _bf16_table(res):
-    rows = []
-    for r in res["rows"]:
-        row = dict(r)
-        paired = paired_ratios({"times_s": r.get("ref_times_s")}, r)
-        if paired:
-            row["paired"] = "%.3f [%.3f, %.3f]" % paired
-        rows.append(row)
+    rows = [dict(r, paired=paired_cell(r.get("ref_times_s"), r.get("times_s")))
+            for r in res["rows"]]
     cols = [("mode", "mode"), ("variant", "variant"), ("batch", "batch"),
             ("ms", "median ms/step"), ("img_s", "images/s"),
             ("speedup", "speed-up vs float32"),

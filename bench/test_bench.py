@@ -123,12 +123,13 @@ def test_copy_weights_makes_reference_compute_the_slim_block(block):
     assert np.max(np.abs(a.output(x) - before)) > 1e-3
 
 
-
 def test_paired_ratios_use_the_same_rounds():
     import report
-    ref = {"times_s": [1.0, 2.0, 1.0, 4.0, 1.0]}
-    ours = {"times_s": [0.5, 2.0, 1.25, 2.0, 1.0]}   # ratios 2, 1, 0.8, 2, 1
+    ref = [1.0, 2.0, 1.0, 4.0, 1.0]
+    ours = [0.5, 2.0, 1.25, 2.0, 1.0]   # ratios 2, 1, 0.8, 2, 1
     median, lower, upper = report.paired_ratios(ref, ours)
     assert median == 1.0 and lower == 1.0 and upper == 2.0
-    assert report.paired_ratios(ref, {"times_s": [1.0]}) is None
-    assert report.paired_ratios({}, ours) is None
+    assert report.paired_ratios(ref, [1.0]) is None
+    assert report.paired_ratios(None, ours) is None
+    assert report.paired_cell(ref, ours) == "1.000 [1.000, 2.000]"
+    assert report.paired_cell(None, ours) == ""
