@@ -409,7 +409,7 @@ def test_fine_tune_from_weights_with_frozen_scopes(first_run, data_dir, tmp_path
 
 @pytest.mark.parametrize("case", ["missing", "empty", "one_class", "bad_weights",
                                   "no_weights_file", "unknown_scope", "bad_value",
-                                  "unwritable_train_dir"])
+                                  "unwritable_train_dir", "winograd_with_bf16"])
 def test_bad_input_is_one_line_and_exit_2(case, tmp_path, data_dir, capsys):
     args = ["--train-dir", str(tmp_path / "t"), "--image-size", "32", "--max-steps", "1"]
     if case == "missing":
@@ -439,6 +439,9 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, data_dir, capsys):
     elif case == "bad_value":
         args += ["--data-dir", data_dir, "--learning-rate", "-1"]
         expected = "--learning-rate must be a positive number, got -1.0"
+    elif case == "winograd_with_bf16":
+        args += ["--data-dir", data_dir, "--winograd", "--bf16"]
+        expected = "--winograd and --bf16 do not go together"
     else:
         (tmp_path / "file").write_text("a file, not a folder")
         args += ["--data-dir", data_dir, "--train-dir", str(tmp_path / "file" / "run")]
@@ -465,3 +468,28 @@ def test_bf16_flag_trains_and_predicts(tmp_path, capsys):
     assert lines[0] == image
     probs = [float(line.split()[0]) for line in lines[1:]]
     assert len(probs) == 3 and abs(sum(probs) - 1.0) < 0.02
+
+
+def test_winograd_flag_trains_and_predicts_as_the_direct_network(tmp_path, capsys):
+    data = make_image_folder(str(tmp_path / "data"), per_class=4, corrupt=False)
+    train_dir = str(tmp_path / "train")
+    rc = train_lib.main(base_args(data, train_dir, "--epochs", "1", "--max-steps", "1",
+                                  "--winograd", "-q"))
+    assert rc == 0, capsys.readouterr().err
+    assert saved_steps(train_dir) == [1]
+    image = os.path.join(data, "square", "square_0.jpg")
+    outputs = {}
+    for flags in ([], ["--winograd"]):
+        capsys.readouterr()
+        assert predict_lib.main(["--train-dir", train_dir, image] + flags) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert lines[0] == image
+        outputs[tuple(flags)] = {name: float(p) for p, name in
+                                 (line.split(None, 1) for line in lines[1:])}
+    direct, wino = outputs[()], outputs[("--winograd",)]
+    assert sorted(direct) == sorted(wino) == sorted(CLASSES)
+    for name in CLASSES:  # printed rounded; equal up to float32 round-off
+        assert abs(wino[name] - direct[name]) < 2e-3, (direct, wino)
+    capsys.readouterr()
+    assert predict_lib.main(["--train-dir", train_dir, image, "--winograd", "--bf16"]) == 2
+    assert "--winograd and --bf16 do not go together" in capsys.readouterr().err

@@ -6,6 +6,8 @@
   (:func:`load_weights` replaces ``np.load(..., allow_pickle=True).item()``)
   and lean writing (:func:`save_weights`); every file problem raises
   :class:`WeightsFileError` (a ValueError).
+* :mod:`vgg_patch.winograd` -- 3x3 convolutions by Winograd F(2x2, 3x3), which
+  ``Vgg19(winograd=True)`` uses in stages 3-5 (faster float32 on CPU).
 """
 import importlib
 
@@ -18,6 +20,7 @@ _EXPORTS = {
     'CONV_LAYERS': 'vgg_patch.vgg19',
     'FC_LAYERS': 'vgg_patch.vgg19',
     'ATTENTION_BLOCK_KEY': 'vgg_patch.vgg19',
+    'WINOGRAD_LAYERS': 'vgg_patch.vgg19',
     'WeightsFileError': 'vgg_patch.weights',
     'WeightsFile': 'vgg_patch.weights',
     'LazyArray': 'vgg_patch.weights',

@@ -42,8 +42,9 @@ PROG = "vgg19-cbam-predict"
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
-    """Bad input: one line on stderr, exit status 2."""
+# Bad input: one line on stderr, exit status 2 (one class for both CLIs, so that
+# their shared checks raise what either catches).
+UsageError = train_lib.UsageError
 
 
 def build_parser():
@@ -64,6 +65,9 @@ def build_parser():
     a("--bf16", action="store_true",
       help="compute in bfloat16 (oneDNN mixed precision; fast on CPUs with AVX-512 "
            "BF16/AMX, weights stay float32)")
+    a("--winograd", action="store_true",
+      help="compute the 3x3 convolutions of stages 3-5 by Winograd F(2x2, 3x3) "
+           "(faster float32 on CPU for batches of images; not with --bf16)")
     a("--no-attention", action="store_true",
       help="build the unpatched VGG19 (exactly tensorflow-vgg's), e.g. for the "
            "original ImageNet weights, which have no CBAM weights")
@@ -193,7 +197,7 @@ def attention_figure(images, maps, display_size=224):
 
 
 def predict(weights, class_names, image_size, paths, attention=True, batch_size=16,
-            bf16=False):
+            bf16=False, winograd=False):
     """Runs the network on image files, preprocessed like validation images.
 
     One graph: the tf.data pipeline of :mod:`vgg_patch.data` (shorter side
@@ -207,6 +211,7 @@ def predict(weights, class_names, image_size, paths, attention=True, batch_size=
       attention: build CBAM after pool5 (False: the unpatched network).
       batch_size: images per forward pass.
       bf16: compute in bfloat16 (see :func:`vgg_patch.session.session_config`).
+      winograd: Winograd convolutions in stages 3-5 (see :class:`vgg_patch.Vgg19`).
 
     Returns:
       ``(kept_paths, images [N, size, size, 3], probabilities [N, classes],
@@ -222,7 +227,7 @@ def predict(weights, class_names, image_size, paths, attention=True, batch_size=
     with graph.as_default():
         pipe = data_lib.ImagePipeline(image_size, batch_size, False, name="predict_input")
         vgg = Vgg19(weights, trainable=False, attention="cbam" if attention else None,
-                    num_classes=len(class_names))
+                    num_classes=len(class_names), winograd=winograd)
         vgg.build(pipe.images, train_mode=False)
         fetch = [pipe.labels_out, pipe.images, vgg.prob]
         if attention:
@@ -268,6 +273,7 @@ def main(argv=None):
     undo_logging = train_lib._setup_logging(quiet=False)
     try:
         try:
+            train_lib.check_precision_flags(args)
             weights, names, image_size = resolve(args)
             missing = [p for p in args.images if not os.path.isfile(p)]
             if missing:
@@ -284,7 +290,8 @@ def main(argv=None):
                                    "--no-attention for tensorflow-vgg's network", weights)
                 paths, images, probs, maps = predict(weights, names, image_size, checked,
                                                      attention=not args.no_attention,
-                                                     bf16=args.bf16)
+                                                     bf16=args.bf16,
+                                                     winograd=args.winograd)
             except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
                 raise UsageError(str(err).splitlines()[0]) from None
         except UsageError as err:

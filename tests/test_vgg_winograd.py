@@ -1,0 +1,219 @@
+"""vgg_patch.winograd (F(2x2, 3x3)) against NumPy, and Vgg19(winograd=True)."""
+import logging
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vgg_patch import Vgg19, WINOGRAD_LAYERS, winograd
+
+tf1 = tf.compat.v1
+
+
+# --------------------------------------------------------------------------
+# NumPy reference: 'SAME' 3x3 convolution (cross-correlation, as TensorFlow's)
+# and its two gradients, in float64, one kernel tap at a time.
+# --------------------------------------------------------------------------
+def _taps(height, width):
+    return [(i, j, np.s_[:, i:i + height, j:j + width, :]) for i in range(3) for j in range(3)]
+
+
+def np_conv(x, w):
+    n, h, wd, _ = x.shape
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = np.zeros((n, h, wd, w.shape[3]))
+    for i, j, window in _taps(h, wd):
+        out += xp[window] @ w[i, j]
+    return out
+
+
+def np_conv_grads(x, w, dy):
+    n, h, wd, _ = x.shape
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for i, j, window in _taps(h, wd):
+        dxp[window] += dy @ w[i, j].T
+        dw[i, j] = np.einsum('nhwc,nhwk->ck', xp[window], dy)
+    return dxp[:, 1:-1, 1:-1, :], dw
+
+
+def _rel(a, b):
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)
+
+
+@pytest.mark.parametrize('shape,out_channels', [
+    ((2, 8, 8, 3), 5),      # even sides
+    ((3, 7, 5, 4), 2),      # odd sides: padded and cropped
+    ((1, 1, 1, 2), 3),      # a single pixel
+    ((2, 2, 3, 6), 1),      # one output channel
+    ((2, 12, 10, 32), 16),  # several tiles each way, wider channels
+])
+def test_matches_numpy_convolution_and_its_gradients(graph, shape, out_channels):
+    rng = np.random.default_rng(sum(shape) + out_channels)
+    x_value = rng.standard_normal(shape)
+    w_value = rng.standard_normal((3, 3, shape[3], out_channels)) / np.sqrt(9 * shape[3])
+    dy_value = rng.standard_normal(shape[:3] + (out_channels,))
+    x = tf1.placeholder(tf.float32, [None] + list(shape[1:]))  # batch unknown
+    w = tf.constant(w_value.astype(np.float32))
+    y = winograd.conv2d_3x3(x, w)
+    assert y.shape.as_list() == [None] + list(shape[1:3]) + [out_channels]
+    dx, dw = tf.gradients(y, [x, w], grad_ys=dy_value.astype(np.float32))
+    with tf1.Session() as sess:
+        got_y, got_dx, got_dw = sess.run([y, dx, dw], {x: x_value.astype(np.float32)})
+    want_dx, want_dw = np_conv_grads(x_value, w_value, dy_value)
+    # float32 round-off only: Winograd sums in another order than the direct kernel.
+    assert _rel(got_y, np_conv(x_value, w_value)) < 2e-6
+    assert _rel(got_dx, want_dx) < 2e-6
+    assert _rel(got_dw, want_dw) < 2e-6
+
+
+def test_empty_batch_and_a_variable_filter(graph):
+    x = tf1.placeholder(tf.float32, [None, 6, 6, 4])
+    w = tf1.get_variable('w', [3, 3, 4, 8])
+    y = winograd.conv2d_3x3(x, w)
+    loss_grad, = tf.gradients(tf.reduce_sum(y), [w])
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        out, grad = sess.run([y, loss_grad], {x: np.zeros((0, 6, 6, 4), np.float32)})
+    assert out.shape == (0, 6, 6, 8)
+    np.testing.assert_array_equal(grad, np.zeros((3, 3, 4, 8), np.float32))
+
+
+@pytest.mark.parametrize('x_shape,x_dtype,w_shape,w_dtype', [
+    ([None, 8, 8, 4], tf.float64, [3, 3, 4, 2], tf.float64),  # float32 only
+    ([None, None, 8, 4], tf.float32, [3, 3, 4, 2], tf.float32),  # height unknown
+    ([None, 8, 8, 4], tf.float32, [5, 5, 4, 2], tf.float32),  # not 3x3
+    ([None, 8, 8, 4], tf.float32, [3, 3, 3, 2], tf.float32),  # channels differ
+    ([8, 8, 4], tf.float32, [3, 3, 4, 2], tf.float32),        # not rank 4
+])
+def test_unsupported_inputs_are_refused_with_the_shapes(graph, x_shape, x_dtype,
+                                                        w_shape, w_dtype):
+    x = tf1.placeholder(x_dtype, x_shape)
+    w = tf1.placeholder(w_dtype, w_shape)
+    assert not winograd.supports(x, w)
+    with pytest.raises(ValueError, match=r'conv2d_3x3 takes float32 x \[N, H, W, C\].*got x '
+                                         + x_dtype.name):
+        winograd.conv2d_3x3(x, w)
+
+
+# --------------------------------------------------------------------------
+# Vgg19(winograd=True)
+# --------------------------------------------------------------------------
+def _build(size, winograd_on, **kwargs):
+    rgb = tf1.placeholder(tf.float32, [None, size, size, 3])
+    vgg = Vgg19(None, winograd=winograd_on, **kwargs)
+    vgg.build(rgb, train_mode=False)
+    return rgb, vgg
+
+
+def _op_types(graph, scope):
+    return {op.type for op in graph.get_operations() if op.name.startswith(scope + '/')}
+
+
+def test_vgg_uses_winograd_in_stages_3_to_5_only():
+    assert WINOGRAD_LAYERS == tuple('conv%d_%d' % (s, i) for s in (3, 4, 5) for i in (1, 2, 3, 4))
+    graph = tf.Graph()
+    with graph.as_default():
+        _build(32, True, include_top=False)
+    for name in ('conv1_1', 'conv1_2', 'conv2_1', 'conv2_2'):
+        assert 'Conv2D' in _op_types(graph, name), name
+    for name in WINOGRAD_LAYERS:
+        types = _op_types(graph, name)
+        assert 'Conv2D' not in types and 'BatchMatMulV2' in types, name
+    assert graph.get_tensor_by_name('conv4_2/Relu:0') is not None  # same tensor names
+
+
+def test_vgg_checkpoint_moves_between_direct_and_winograd_with_the_same_outputs(tmp_path):
+    """Same variables: a checkpoint of the direct network restores into the Winograd one."""
+    images = np.random.default_rng(4).random((2, 36, 36, 3), dtype=np.float32)  # 9x9: odd
+    with tf.Graph().as_default():
+        rgb, vgg = _build(36, False)
+        names = {v.op.name: v.shape.as_list() for v in tf1.global_variables()}
+        loss = tf.reduce_sum(tf.sin(vgg.fc8))
+        grads = tf.gradients(loss, tf1.trainable_variables())
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            want_logits, want_grads = sess.run([vgg.fc8, grads], {rgb: images})
+            path = tf1.train.Saver().save(sess, str(tmp_path / 'direct.ckpt'))
+    with tf.Graph().as_default():
+        rgb, vgg = _build(36, True)
+        assert {v.op.name: v.shape.as_list() for v in tf1.global_variables()} == names
+        loss = tf.reduce_sum(tf.sin(vgg.fc8))
+        grads = tf.gradients(loss, tf1.trainable_variables())
+        assert all(g is not None for g in grads)
+        with tf1.Session() as sess:
+            tf1.train.Saver().restore(sess, path)
+            got_logits, got_grads = sess.run([vgg.fc8, grads], {rgb: images})
+    assert _rel(got_logits, want_logits) < 1e-4
+    for got, want in zip(got_grads, want_grads):
+        assert _rel(got, want) < 1e-3
+
+
+def test_vgg_unsized_input_stays_direct_with_a_warning(graph, caplog):
+    with caplog.at_level(logging.WARNING, logger='vgg_patch.vgg19'):
+        rgb = tf1.placeholder(tf.float32, [None, None, None, 3])
+        Vgg19(None, include_top=False, winograd=True).build(rgb)
+    assert 'conv3_1: input (None, None, None, 128) has no static height and width; ' \
+           'computing it with tf.nn.conv2d, not Winograd' in caplog.text
+    assert 'Conv2D' in _op_types(graph, 'conv5_4')
+
+
+def test_vgg_winograd_must_be_a_bool():
+    with pytest.raises(TypeError, match="winograd must be a bool, got 'yes'"):
+        Vgg19(winograd='yes')
+
+
+_EXPORT_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+from vgg_patch import winograd
+tf1 = tf.compat.v1
+with tf.Graph().as_default():
+    x = tf1.placeholder(tf.float32, [None, 6, 5, 4], name='x')
+    w = tf1.get_variable('w', [3, 3, 4, 3])
+    y = tf.identity(winograd.conv2d_3x3(x, w), name='y')
+    grads = tf.gradients(tf.reduce_sum(tf.sin(y)), [x, w])
+    saver = tf1.train.Saver()
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        value = np.random.RandomState(0).normal(size=(2, 6, 5, 4))
+        np.save(sys.argv[1] + '/x.npy', value)
+        for name, grad in zip(('dx', 'dw'), sess.run(grads, {x: value})):
+            np.save(sys.argv[1] + '/%s.npy' % name, grad)
+        saver.save(sess, sys.argv[1] + '/model')
+"""
+
+_IMPORT_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+tf1 = tf.compat.v1
+graph = tf.Graph()
+with graph.as_default():
+    saver = tf1.train.import_meta_graph(sys.argv[1] + '/model.meta')
+    x = graph.get_tensor_by_name('x:0')
+    w = graph.get_tensor_by_name('w:0')
+    y = graph.get_tensor_by_name('y:0')
+    grads = tf.gradients(tf.reduce_sum(tf.sin(y)), [x, w])
+    with tf1.Session() as sess:
+        saver.restore(sess, sys.argv[1] + '/model')
+        got = sess.run(grads, {x: np.load(sys.argv[1] + '/x.npy')})
+for name, value in zip(('dx', 'dw'), got):
+    np.testing.assert_allclose(value, np.load(sys.argv[1] + '/%s.npy' % name),
+                               rtol=1e-5, atol=1e-6)
+print('same gradients')
+"""
+
+
+def test_exported_meta_graph_can_be_differentiated_in_a_new_process(tmp_path):
+    # TF1 habit: import_meta_graph (without importing vgg_patch), then train on
+    # top; the XLA-clustered input transform must keep working there.
+    import subprocess
+    import sys
+    for script in (_EXPORT_SCRIPT, _IMPORT_SCRIPT):
+        proc = subprocess.run([sys.executable, '-c', script, str(tmp_path)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'same gradients' in proc.stdout

@@ -1,0 +1,152 @@
+"""3x3 convolution by Winograd's minimal filtering, F(2x2, 3x3), in graph ops.
+
+Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016
+(https://arxiv.org/abs/1509.09308). Each 2x2 output tile is computed from a 4x4
+input tile with 16 multiplications per input/output channel pair instead of 36::
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A
+
+summed over input channels. With the tiles of one image batch gathered, the
+sum over channels is 16 independent matrix products ``V[p] @ U[p]``
+(``V[p]``: [tiles, C], ``U[p]``: [C, K]), which is 2.25x fewer multiply-adds
+than the direct convolution; the transforms before and after are adds and
+subtracts over the data.
+
+Why it is here: on CPU, TensorFlow runs every float32 convolution with
+oneDNN's direct algorithm (Keras too), so vgg_patch and Keras' VGG19 run the
+same kernels. For VGG19's deeper stages (C, K >= 256, at most 56x56) these
+Winograd products are faster than the direct kernels in forward and backward
+(see docs/benchmarks.md): :class:`vgg_patch.Vgg19`'s ``winograd=True`` uses
+this module there. The weights are the usual [3, 3, C, K] filters, so
+checkpoints and npy files do not change.
+
+NOTE: the result equals ``tf.nn.conv2d(x, filters, 1, 'SAME')`` up to
+float32 round-off (the sums are taken in another order; relative differences
+of a few 1e-6 per layer), not bit for bit. The input transform runs as one
+XLA cluster (``jit_scope``): as separate TensorFlow ops it makes about ten
+passes over the data and costs more than it saves.
+"""
+import logging
+
+import numpy as np
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+__all__ = ['conv2d_3x3', 'supports']
+
+# F(2x2, 3x3) with interpolation points 0, 1, -1 (Lavin & Gray, section 4.1).
+_B_T = np.array([[1, 0, -1, 0],
+                 [0, 1, 1, 0],
+                 [0, -1, 1, 0],
+                 [0, 1, 0, -1]], np.float32)
+_G = np.array([[1, 0, 0],
+               [0.5, 0.5, 0.5],
+               [0.5, -0.5, 0.5],
+               [0, 0, 1]], np.float32)
+_A_T = np.array([[1, 1, 1, 0],
+                 [0, 1, -1, -1]], np.float32)
+
+
+def supports(x, filters):
+    """True when :func:`conv2d_3x3` can compute ``x`` with ``filters``.
+
+    That is: float32, ``x`` of rank 4 with static height, width and channels,
+    ``filters`` of static shape [3, 3, channels, K]. The batch may be unknown.
+    """
+    shape, fshape = x.shape, filters.shape
+    if x.dtype != tf.float32 or filters.dtype.base_dtype != tf.float32:
+        return False
+    if shape.rank != 4 or fshape.rank != 4:
+        return False
+    if None in shape.as_list()[1:] or None in fshape.as_list():
+        return False
+    return fshape.as_list()[:3] == [3, 3, shape[3]]
+
+
+def conv2d_3x3(x, filters, name=None):
+    """``tf.nn.conv2d(x, filters, strides=1, padding='SAME')`` by Winograd F(2x2, 3x3).
+
+    Args:
+      x: float32 [N, H, W, C] (NHWC), H, W and C static; N may be unknown.
+        Odd H or W work (one zero row or column is added and cropped again).
+      filters: float32 [3, 3, C, K] (a variable or any tensor).
+      name: name scope, default 'Winograd'.
+
+    Returns:
+      float32 [N, H, W, K].
+
+    Raises:
+      ValueError: ``x`` or ``filters`` have other shapes or dtypes (see
+        :func:`supports`).
+    """
+    if not supports(x, filters):
+        raise ValueError(
+            'conv2d_3x3 takes float32 x [N, H, W, C] with static H, W, C and filters '
+            '[3, 3, C, K]; got x %s %s and filters %s %s'
+            % (x.dtype.name, x.shape, filters.dtype.base_dtype.name, filters.shape))
+    with tf.name_scope(name or 'Winograd'):
+        _, height, width, channels = x.shape.as_list()
+        out_channels = filters.shape[3]
+        tiles_h, tiles_w = -(-height // 2), -(-width // 2)
+        # One XLA cluster, so that the ten-odd adds, slices and stacks below are
+        # one pass over x (and their gradients one pass over dV).
+        with tf.xla.experimental.jit_scope():
+            v = _input_transform(x, tiles_h, tiles_w)            # [16, N*th*tw, C]
+        u = _filter_transform(filters)                          # [16, C, K]
+        m = tf.matmul(v, u)                                     # [16, N*th*tw, K]
+        y = _output_transform(m, tiles_h, tiles_w, out_channels)  # [N, 2th, 2tw, K]
+        if (2 * tiles_h, 2 * tiles_w) != (height, width):
+            y = y[:, :height, :width, :]
+        return y
+
+
+def _phases(t, axis, tiles):
+    """The 4 tap positions of 4-wide windows at stride 2 along ``axis``.
+
+    ``t`` has ``2 * tiles + 2`` entries along ``axis``; returns four tensors of
+    ``tiles`` entries, the i-th holding entries ``i, i + 2, i + 4, ...``.
+    """
+    shape = [-1 if d is None else d for d in t.shape.as_list()]
+    split = shape[:axis] + [tiles + 1, 2] + shape[axis + 1:]
+    even, odd = tf.unstack(tf.reshape(t, split), axis=axis + 1)
+    head = [slice(None)] * axis + [slice(None, -1)]
+    tail = [slice(None)] * axis + [slice(1, None)]
+    return even[tuple(head)], odd[tuple(head)], even[tuple(tail)], odd[tuple(tail)]
+
+
+def _apply_b_t(d0, d1, d2, d3):
+    """B^T applied along one axis: the four transformed tap sums."""
+    return [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+
+
+def _input_transform(x, tiles_h, tiles_w):
+    """V = B^T d B for every overlapping 4x4 tile, as [16, N * tiles, C]."""
+    _, height, width, channels = x.shape.as_list()
+    xp = tf.pad(x, [[0, 0], [1, 2 * tiles_h + 1 - height],
+                    [1, 2 * tiles_w + 1 - width], [0, 0]])
+    rows = tf.stack(_apply_b_t(*_phases(xp, 1, tiles_h)), 0)   # [4, N, th, 2tw+2, C]
+    tiles = tf.stack(_apply_b_t(*_phases(rows, 3, tiles_w)), 1)  # [4, 4, N, th, tw, C]
+    return tf.reshape(tiles, [16, -1, channels])
+
+
+def _filter_transform(filters):
+    """U = G g G^T per channel pair, as [16, C, K]."""
+    g = tf.constant(_G)
+    u = tf.einsum('ai,ijck,bj->abck', g, filters, g)
+    return tf.reshape(u, [16, filters.shape[2], filters.shape[3]])
+
+
+def _output_transform(m, tiles_h, tiles_w, channels):
+    """Y = A^T M A per tile, tiles put back in place: [N, 2th, 2tw, K].
+
+    Both 1-D transforms are matrix products with a 4-wide inner dimension
+    (one pass over M each), cheaper here than four adds per output.
+    """
+    a_t = tf.constant(_A_T)
+    rows = tf.matmul(a_t, tf.reshape(m, [4, -1]))               # [2, 4*T*K]
+    rows = tf.reshape(rows, [2, 4, -1])                         # [a, s, T*K]
+    y = tf.matmul(tf.broadcast_to(a_t, [2, 2, 4]), rows)        # [a, b, T*K]
+    y = tf.reshape(y, [2, 2, -1, tiles_h, tiles_w, channels])   # [a, b, N, th, tw, K]
+    y = tf.transpose(y, [2, 3, 0, 4, 1, 5])                     # [N, th, a, tw, b, K]
+    return tf.reshape(y, [-1, 2 * tiles_h, 2 * tiles_w, channels])
