@@ -54,6 +54,10 @@ def run_variant(variant, npy):
             import vgg_patch  # pylint: disable=import-outside-toplevel
             vgg = vgg_patch.Vgg19(npy, trainable=True, attention="cbam")
             vgg.build(rgb, train_mode=False)
+        elif variant == "vgg_patch winograd":
+            import vgg_patch  # pylint: disable=import-outside-toplevel
+            vgg = vgg_patch.Vgg19(npy, trainable=True, attention="cbam", winograd=True)
+            vgg.build(rgb, train_mode=False)
         elif variant == "vgg_patch (attention=None)":
             import vgg_patch  # pylint: disable=import-outside-toplevel
             vgg = vgg_patch.Vgg19(npy, trainable=True, attention=None)
@@ -88,7 +92,8 @@ def run(args):
     """Runs every variant in its own subprocess; returns the rows."""
     if args.variant:
         return {"row": run_variant(args.variant, args.npy)}
-    variants = ["baseline", "vgg_patch", "vgg_patch (attention=None)"]
+    # "winograd": its first output includes XLA compiling the input transforms.
+    variants = ["baseline", "vgg_patch", "vgg_patch winograd", "vgg_patch (attention=None)"]
     notes = []
     if args.skip_constant:
         notes.append("tensorflow-vgg's tf.constant build skipped (--skip-constant)")

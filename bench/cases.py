@@ -153,10 +153,10 @@ class KerasContestant:
         pass
 
 
-def vgg_patch_builder(vgg_patch, npy, attention, train):
+def vgg_patch_builder(vgg_patch, npy, attention, train, winograd=False):
     """build_fn for GraphContestant: vgg_patch.Vgg19 loading ``npy``."""
     def build(rgb, train_mode):
-        vgg = vgg_patch.Vgg19(npy, trainable=train, attention=attention)
+        vgg = vgg_patch.Vgg19(npy, trainable=train, attention=attention, winograd=winograd)
         vgg.build(rgb, train_mode)
         return vgg.fc8, None
     return build
@@ -181,10 +181,16 @@ def _vgg_contestants(args, train):
     out = []
     vp = _vgg_patch()
     if vp is not None:
-        for att, label in (("cbam", "vgg_patch CBAM"), (None, "vgg_patch no-attention")):
+        variants = [("cbam", False, "vgg_patch CBAM"),
+                    (None, False, "vgg_patch no-attention"),
+                    ("cbam", True, "vgg_patch CBAM winograd")]
+        if not train:
+            # Its logits against Keras' show Winograd's round-off (no CBAM in the way).
+            variants.append((None, True, "vgg_patch no-attention winograd"))
+        for att, wino, label in variants:
             t0 = time.perf_counter()
-            out.append(GraphContestant(label, vgg_patch_builder(vp, args.npy, att, train),
-                                       train))
+            out.append(GraphContestant(
+                label, vgg_patch_builder(vp, args.npy, att, train, winograd=wino), train))
             _LOG.info("built %s in %.1f s", label, time.perf_counter() - t0)
     out.append(KerasContestant("Keras VGG19 (default, XLA)", weights, train))
     out.append(KerasContestant("Keras VGG19 (jit_compile=False)", weights, train,

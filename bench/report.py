@@ -65,7 +65,25 @@ def _vgg_table(res, title):
     if cbam:
         text += "\n\nCBAM overhead (CBAM vs attention=None, same process): " + ", ".join(
             "batch %d: %+.2f%%" % (b, 100 * o) for b, o in cbam)
+    wino = winograd_speedups(by)
+    if wino:
+        text += ("\n\nWinograd speed-up (winograd=True vs the direct graph, same "
+                 "attention, round-by-round median [quartiles]): " + ", ".join(
+                     "%s batch %d: %s" % (label, b, cell) for label, b, cell in wino))
     return text
+
+
+def winograd_speedups(by):
+    """[(attention label, batch, paired cell)]: each "... winograd" row against its
+    direct twin (the same name without " winograd")."""
+    out = []
+    for (model, batch), r in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if model.endswith(" winograd"):
+            direct = by.get((model[:-len(" winograd")], batch))
+            cell = paired_cell(direct.get("times_s") if direct else None, r.get("times_s"))
+            if cell:
+                out.append((model[len("vgg_patch "):-len(" winograd")], batch, cell))
+    return out
 
 
 def paired_ratios(ref_times, times):

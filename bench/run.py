@@ -9,11 +9,13 @@ One command prints the whole table::
 
 Cases (``--only`` takes these names):
 
-- ``inference``: vgg_patch's VGG19+CBAM (and without attention) in a
-  ``tf.compat.v1.Session`` against ``tf.keras.applications.VGG19`` with the same
-  weights, batch 1 and 16, 224x224 (images/s and the ratio). Also a minimal
-  bench-only graph VGG19, as a floor for graph-mode overhead.
-- ``train``: forward, backward and SGD update at batch 16, the same contestants.
+- ``inference``: vgg_patch's VGG19+CBAM (and without attention; both also with
+  ``winograd=True``) in a ``tf.compat.v1.Session`` against
+  ``tf.keras.applications.VGG19`` with the same weights, batch 1 and 16, 224x224
+  (images/s and the ratio). Also a minimal bench-only graph VGG19, as a floor for
+  graph-mode overhead.
+- ``train``: forward, backward and SGD update at batch 16, the same contestants
+  (Winograd with CBAM only, no floor).
   CBAM's overhead is read from these two cases (CBAM vs attention=None).
 - ``blocks``: every slim_attention block, forward + backward, batch 32, at
   56x56x256, 28x28x512, 14x14x1024, 7x7x2048, against a tutorial-style reference

@@ -133,3 +133,16 @@ def test_paired_ratios_use_the_same_rounds():
     assert report.paired_ratios(None, ours) is None
     assert report.paired_cell(ref, ours) == "1.000 [1.000, 2.000]"
     assert report.paired_cell(None, ours) == ""
+
+
+def test_winograd_rows_are_paired_with_their_direct_twins():
+    import report
+    row = lambda times: {"times_s": times}  # noqa: E731
+    by = {("vgg_patch CBAM", 16): row([2.0, 4.0]),
+          ("vgg_patch CBAM winograd", 16): row([1.0, 4.0]),       # ratios 2, 1
+          ("vgg_patch no-attention", 1): row([1.0]),
+          ("vgg_patch no-attention winograd", 1): row([0.5]),
+          ("Keras VGG19 (default, XLA)", 16): row([1.0, 1.0])}
+    assert report.winograd_speedups(by) == [
+        ("no-attention", 1, "2.000 [2.000, 2.000]"),
+        ("CBAM", 16, "1.500 [1.250, 1.750]")]
