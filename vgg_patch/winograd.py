@@ -93,7 +93,10 @@ def conv2d_3x3(x, filters, name=None):
         # one pass over x (and their gradients one pass over dV).
         with tf.xla.experimental.jit_scope():
             v = _input_transform(x, tiles_h, tiles_w)            # [16, N*th*tw, C]
-        u = _filter_transform(filters)                          # [16, C, K]
+        # After x exists: the transforms of every layer's filters would otherwise
+        # all run at the start of a step and hold 16/9 of the weights at once.
+        with tf.control_dependencies([x]):
+            u = _filter_transform(filters)                      # [16, C, K]
         m = tf.matmul(v, u)                                     # [16, N*th*tw, K]
         y = _output_transform(m, tiles_h, tiles_w, out_channels)  # [N, 2th, 2tw, K]
         if (2 * tiles_h, 2 * tiles_w) != (height, width):
