@@ -101,7 +101,53 @@ def conv2d_3x3(x, filters, name=None):
         y = _output_transform(m, tiles_h, tiles_w, out_channels)  # [N, 2th, 2tw, K]
         if (2 * tiles_h, 2 * tiles_w) != (height, width):
             y = y[:, :height, :width, :]
-        return y
+        # The gradient (_conv_grad) needs V and U only. TensorFlow's own
+        # gradients of the transforms would read the shapes of their large
+        # intermediates, keeping those alive until the backward pass starts:
+        # under the usual control_dependencies(UPDATE_OPS) that doubled a
+        # training step's memory.
+        graph = tf.compat.v1.get_default_graph()
+        with graph.gradient_override_map({'IdentityN': _GRAD_NAME}):
+            return tf.identity_n([y, x, filters, v, u,
+                                  tf.constant([height, width], tf.int32)])[0]
+
+
+# --------------------------------------------------------------------------
+# Gradient, registered by name (an exported graph can be differentiated in a
+# process that imports vgg_patch.winograd; see slim_attention's _utils).
+# --------------------------------------------------------------------------
+_GRAD_NAME = 'VggPatchWinogradConv3x3'
+
+
+def _conv_grad(op, d_y, *unused):
+    """IdentityN([y, x, filters, V, U, [H, W]]) -> [None, dx, dfilters, None...].
+
+    The adjoint of each step, in reverse: output transform, the 16 products
+    (dV = dM U^T, dU = V^T dM), input and filter transforms.
+    """
+    del unused
+    _, x, filters, v, u, size = op.inputs
+    if d_y is None:
+        return [None] * 6
+    height, width = (int(d) for d in tf.get_static_value(size))
+    channels, out_channels = x.shape[3], filters.shape[3]
+    tiles_h, tiles_w = -(-height // 2), -(-width // 2)
+    if (2 * tiles_h, 2 * tiles_w) != (height, width):
+        d_y = tf.pad(d_y, [[0, 0], [0, 2 * tiles_h - height], [0, 2 * tiles_w - width],
+                           [0, 0]])
+    d_m = _output_transform_adjoint(d_y, tiles_h, tiles_w, out_channels)
+    d_v = tf.matmul(d_m, u, adjoint_b=True)                     # [16, T, C]
+    d_u = tf.matmul(v, d_m, adjoint_a=True)                     # [16, C, K]
+    with tf.xla.experimental.jit_scope():
+        d_x = _input_transform_adjoint(d_v, height, width, tiles_h, tiles_w, channels)
+    return [None, d_x, _filter_transform_adjoint(d_u, channels, out_channels),
+            None, None, None]
+
+
+try:
+    tf.RegisterGradient(_GRAD_NAME)(_conv_grad)
+except KeyError:  # already registered (the module was reloaded)
+    pass
 
 
 def _phases(t, axis, tiles):
@@ -121,6 +167,35 @@ def _phases(t, axis, tiles):
 def _apply_b_t(d0, d1, d2, d3):
     """B^T applied along one axis: the four transformed tap sums."""
     return [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+
+
+def _apply_b(g0, g1, g2, g3):
+    """The adjoint of :func:`_apply_b_t` (B applied along one axis)."""
+    return [g0, g1 - g2 + g3, g1 + g2 - g0, -g3]
+
+
+def _pad_axis(t, axis, before, after):
+    paddings = [[0, 0]] * len(t.shape)
+    paddings[axis] = [before, after]
+    return tf.pad(t, paddings)
+
+
+def _phases_adjoint(d0, d1, d2, d3, axis):
+    """The adjoint of :func:`_phases`: adds the four tap positions back into
+    one axis of ``2 * tiles + 2`` entries."""
+    even = _pad_axis(d0, axis, 0, 1) + _pad_axis(d2, axis, 1, 0)
+    odd = _pad_axis(d1, axis, 0, 1) + _pad_axis(d3, axis, 1, 0)
+    both = tf.stack([even, odd], axis + 1)                      # [..., tiles + 1, 2, ...]
+    shape = [-1 if d is None else d for d in both.shape.as_list()]
+    return tf.reshape(both, shape[:axis] + [shape[axis] * 2] + shape[axis + 2:])
+
+
+def _input_transform_adjoint(d_v, height, width, tiles_h, tiles_w, channels):
+    """dx from dV: B dV B^T per tile, the overlapping tiles added back, cropped."""
+    d_tiles = tf.reshape(d_v, [4, 4, -1, tiles_h, tiles_w, channels])
+    d_rows = _phases_adjoint(*_apply_b(*tf.unstack(d_tiles, axis=1)), axis=3)
+    d_xp = _phases_adjoint(*_apply_b(*tf.unstack(d_rows, axis=0)), axis=1)
+    return d_xp[:, 1:height + 1, 1:width + 1, :]
 
 
 def _input_transform(x, tiles_h, tiles_w):
@@ -146,6 +221,25 @@ def _filter_transform(filters):
     rows = tf.reshape(rows, [4, 3, -1])                          # [a, j, C*K]
     u = tf.matmul(tf.broadcast_to(g, [4, 4, 3]), rows)           # [a, b, C*K]
     return tf.reshape(u, [16, channels, out_channels])
+
+
+def _filter_transform_adjoint(d_u, channels, out_channels):
+    """dfilters from dU: G^T dU G, as [3, 3, C, K]."""
+    g_t = tf.constant(_G.T)
+    d_rows = tf.matmul(tf.broadcast_to(g_t, [4, 3, 4]),
+                       tf.reshape(d_u, [4, 4, -1]))             # [a, j, C*K]
+    d_g = tf.matmul(g_t, tf.reshape(d_rows, [4, -1]))           # [i, 3*C*K]
+    return tf.reshape(d_g, [3, 3, channels, out_channels])
+
+
+def _output_transform_adjoint(d_y, tiles_h, tiles_w, channels):
+    """dM from dY (uncropped): A dY A^T per tile, as [16, T, K]."""
+    a = tf.constant(_A_T.T)                                      # [4, 2]
+    d_y = tf.reshape(d_y, [-1, tiles_h, 2, tiles_w, 2, channels])  # [N, th, a, tw, b, K]
+    d_y = tf.reshape(tf.transpose(d_y, [2, 4, 0, 1, 3, 5]), [2, 2, -1])  # [a, b, T*K]
+    d_rows = tf.matmul(tf.broadcast_to(a, [2, 4, 2]), d_y)       # [a, s, T*K]
+    d_m = tf.matmul(a, tf.reshape(d_rows, [2, -1]))              # [r, 4*T*K]
+    return tf.reshape(d_m, [16, -1, channels])
 
 
 def _output_transform(m, tiles_h, tiles_w, channels):
