@@ -245,3 +245,10 @@ def test_gradient_reads_only_the_transformed_input_and_filters(graph):
                 todo.append(t.op)
         todo.extend(c for c in op.control_inputs if c not in forward)
     assert read == allowed, sorted(t.name for t in read)
+
+
+def test_transform_helpers_apply_the_papers_matrices():
+    """The hand-written sums are Lavin & Gray's B^T and its transpose."""
+    basis = list(np.eye(4))
+    np.testing.assert_array_equal(np.stack(winograd._apply_b_t(*basis)), winograd._B_T)
+    np.testing.assert_array_equal(np.stack(winograd._apply_b(*basis)), winograd._B_T.T)

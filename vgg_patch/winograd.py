@@ -22,16 +22,14 @@ checkpoints and npy files do not change.
 
 NOTE: the result equals ``tf.nn.conv2d(x, filters, 1, 'SAME')`` up to
 float32 round-off (the sums are taken in another order; relative differences
-of a few 1e-6 per layer), not bit for bit. The input transform runs as one
-XLA cluster (``jit_scope``): as separate TensorFlow ops it makes about ten
-passes over the data and costs more than it saves.
+of a few 1e-6 per layer), not bit for bit. The input transform and its
+adjoint run as XLA clusters (``jit_scope``): as separate TensorFlow ops they
+make about ten passes over the data and cost more than they save. Graph mode
+only (``jit_scope`` refuses eager execution). The gradient is registered by
+name when this module is imported (see :func:`_conv_grad`).
 """
-import logging
-
 import numpy as np
 import tensorflow as tf
-
-logger = logging.getLogger(__name__)
 
 __all__ = ['conv2d_3x3', 'supports']
 
@@ -165,7 +163,7 @@ def _phases(t, axis, tiles):
 
 
 def _apply_b_t(d0, d1, d2, d3):
-    """B^T applied along one axis: the four transformed tap sums."""
+    """:data:`_B_T` applied along one axis: the four transformed tap sums."""
     return [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
 
 
