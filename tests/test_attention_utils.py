@@ -385,17 +385,11 @@ print('same gradient')
 """
 
 
-def test_exported_meta_graph_can_be_differentiated_in_a_new_process(tmp_path):
+def test_exported_meta_graph_can_be_differentiated_in_a_new_process(run_in_new_processes):
     # TF1 habit: import_meta_graph, then build a training op on top. The fused
     # pooling gradients are registered by name when slim_attention is imported,
     # so they are found in a process that did not build the graph.
-    import subprocess
-    import sys
-    for script in (_EXPORT_SCRIPT, _IMPORT_SCRIPT):
-        proc = subprocess.run([sys.executable, '-c', script, str(tmp_path)],
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'same gradient' in proc.stdout
+    assert 'same gradient' in run_in_new_processes(_EXPORT_SCRIPT, _IMPORT_SCRIPT)
 
 
 @pytest.mark.parametrize('transposed', [False, True])

@@ -454,14 +454,19 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, data_dir, capsys):
     assert "Traceback" not in err
 
 
-def test_bf16_flag_trains_and_predicts(tmp_path, capsys):
+def _one_step_run(tmp_path, capsys, flag):
+    """Trains one step with ``flag`` on a small folder; returns (train_dir, an image)."""
     data = make_image_folder(str(tmp_path / "data"), per_class=4, corrupt=False)
     train_dir = str(tmp_path / "train")
     rc = train_lib.main(base_args(data, train_dir, "--epochs", "1", "--max-steps", "1",
-                                  "--bf16", "-q"))
+                                  flag, "-q"))
     assert rc == 0, capsys.readouterr().err
     assert saved_steps(train_dir) == [1]
-    image = os.path.join(data, "square", "square_0.jpg")
+    return train_dir, os.path.join(data, "square", "square_0.jpg")
+
+
+def test_bf16_flag_trains_and_predicts(tmp_path, capsys):
+    train_dir, image = _one_step_run(tmp_path, capsys, "--bf16")
     capsys.readouterr()
     assert predict_lib.main(["--train-dir", train_dir, "--bf16", image]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -471,13 +476,7 @@ def test_bf16_flag_trains_and_predicts(tmp_path, capsys):
 
 
 def test_winograd_flag_trains_and_predicts_as_the_direct_network(tmp_path, capsys):
-    data = make_image_folder(str(tmp_path / "data"), per_class=4, corrupt=False)
-    train_dir = str(tmp_path / "train")
-    rc = train_lib.main(base_args(data, train_dir, "--epochs", "1", "--max-steps", "1",
-                                  "--winograd", "-q"))
-    assert rc == 0, capsys.readouterr().err
-    assert saved_steps(train_dir) == [1]
-    image = os.path.join(data, "square", "square_0.jpg")
+    train_dir, image = _one_step_run(tmp_path, capsys, "--winograd")
     outputs = {}
     for flags in ([], ["--winograd"]):
         capsys.readouterr()

@@ -208,16 +208,10 @@ print('same gradients')
 """
 
 
-def test_exported_meta_graph_can_be_differentiated_in_a_new_process(tmp_path):
+def test_exported_meta_graph_can_be_differentiated_in_a_new_process(run_in_new_processes):
     # TF1 habit: import_meta_graph, then train on top. The gradient is
     # registered by name, so the new process finds it by importing the module.
-    import subprocess
-    import sys
-    for script in (_EXPORT_SCRIPT, _IMPORT_SCRIPT):
-        proc = subprocess.run([sys.executable, '-c', script, str(tmp_path)],
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'same gradients' in proc.stdout
+    assert 'same gradients' in run_in_new_processes(_EXPORT_SCRIPT, _IMPORT_SCRIPT)
 
 
 def test_gradient_reads_only_the_transformed_input_and_filters(graph):
