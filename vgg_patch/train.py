@@ -145,7 +145,7 @@ def build_parser():
            "on CPUs with AVX-512 BF16/AMX; weights and checkpoints stay float32)")
     a("--winograd", action="store_true",
       help="compute the 3x3 convolutions of stages 3-5 by Winograd F(2x2, 3x3): "
-           "about 1.2x faster float32 training on CPU at 224 px, same weights and "
+           "about 1.3x faster float32 training on CPU at 224 px, same weights and "
            "checkpoints (not with --bf16; not on GPU)")
     a("-q", "--quiet", action="store_true", help="no progress bar or info logs")
     return p

@@ -129,7 +129,7 @@ class Vgg19:
       winograd: True computes the 3x3 convolutions of stages 3-5
         (:data:`WINOGRAD_LAYERS`) by Winograd F(2x2, 3x3)
         (:mod:`vgg_patch.winograd`) instead of ``tf.nn.conv2d``: on CPU in
-        float32 about 1.2x faster training and batch inference
+        float32 about 1.3x faster training and 1.15-1.3x faster inference
         (docs/benchmarks.md). Same variables and files; outputs equal the
         direct convolution's up to float32 round-off (about 1e-5 relative
         on the logits), not bit for bit. On GPU, cuDNN picks its own fast
