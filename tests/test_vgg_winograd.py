@@ -124,30 +124,44 @@ def test_vgg_uses_winograd_in_stages_3_to_5_only():
     assert graph.get_tensor_by_name('conv4_2/Relu:0') is not None  # same tensor names
 
 
+def _logits_and_gradients(size, winograd_on, images, restore=None, save=None):
+    """(logits, gradients of a fixed linear function of the logits, variable names)."""
+    with tf.Graph().as_default():
+        tf1.set_random_seed(0)
+        rgb, vgg = _build(size, winograd_on)
+        # Linear in the logits: a sin() or softmax would amplify round-off of
+        # logits in the hundreds into percent-sized gradient differences.
+        weights = np.random.default_rng(5).standard_normal((1, 1000)).astype(np.float32)
+        grads = tf.gradients(tf.reduce_sum(vgg.fc8 * weights), tf1.trainable_variables())
+        assert all(g is not None for g in grads)
+        names = {v.op.name: v.shape.as_list() for v in tf1.global_variables()}
+        saver = tf1.train.Saver()
+        with tf1.Session() as sess:
+            if restore:
+                saver.restore(sess, restore)
+            else:
+                sess.run(tf1.global_variables_initializer())
+            logits, values = sess.run([vgg.fc8, grads], {rgb: images})
+            if save:
+                saver.save(sess, save)
+    return logits, values, names
+
+
 def test_vgg_checkpoint_moves_between_direct_and_winograd_with_the_same_outputs(tmp_path):
     """Same variables: a checkpoint of the direct network restores into the Winograd one."""
     images = np.random.default_rng(4).random((2, 36, 36, 3), dtype=np.float32)  # 9x9: odd
-    with tf.Graph().as_default():
-        rgb, vgg = _build(36, False)
-        names = {v.op.name: v.shape.as_list() for v in tf1.global_variables()}
-        loss = tf.reduce_sum(tf.sin(vgg.fc8))
-        grads = tf.gradients(loss, tf1.trainable_variables())
-        with tf1.Session() as sess:
-            sess.run(tf1.global_variables_initializer())
-            want_logits, want_grads = sess.run([vgg.fc8, grads], {rgb: images})
-            path = tf1.train.Saver().save(sess, str(tmp_path / 'direct.ckpt'))
-    with tf.Graph().as_default():
-        rgb, vgg = _build(36, True)
-        assert {v.op.name: v.shape.as_list() for v in tf1.global_variables()} == names
-        loss = tf.reduce_sum(tf.sin(vgg.fc8))
-        grads = tf.gradients(loss, tf1.trainable_variables())
-        assert all(g is not None for g in grads)
-        with tf1.Session() as sess:
-            tf1.train.Saver().restore(sess, path)
-            got_logits, got_grads = sess.run([vgg.fc8, grads], {rgb: images})
+    path = str(tmp_path / 'direct.ckpt')
+    want_logits, want_grads, want_names = _logits_and_gradients(36, False, images, save=path)
+    got_logits, got_grads, got_names = _logits_and_gradients(36, True, images, restore=path)
+    assert got_names == want_names
     assert _rel(got_logits, want_logits) < 1e-4
-    for got, want in zip(got_grads, want_grads):
-        assert _rel(got, want) < 1e-3
+    # Gradients in norm: a round-off difference that flips one max-pool choice or
+    # ReLU near zero (two values within 1e-6 of each other: likely among the
+    # ~10^4 windows here) moves a few entries of the early layers' gradients;
+    # measured over six seeds: 3e-5 without a flip, up to 1.4e-2 with one. The
+    # layer's own gradients are checked against NumPy to 2e-6 above.
+    for index, (got, want) in enumerate(zip(got_grads, want_grads)):
+        assert np.linalg.norm(got - want) <= 0.05 * np.linalg.norm(want), index
 
 
 def test_vgg_unsized_input_stays_direct_with_a_warning(graph, caplog):
