@@ -84,11 +84,11 @@ def conv2d_3x3(x, filters, name=None):
             '[3, 3, C, K]; got x %s %s and filters %s %s'
             % (x.dtype.name, x.shape, filters.dtype.base_dtype.name, filters.shape))
     with tf.name_scope(name or 'Winograd'):
-        _, height, width, channels = x.shape.as_list()
+        _, height, width, _ = x.shape.as_list()
         out_channels = filters.shape[3]
-        tiles_h, tiles_w = -(-height // 2), -(-width // 2)
+        tiles_h, tiles_w = _tiles(height, width)
         # One XLA cluster, so that the ten-odd adds, slices and stacks below are
-        # one pass over x (and their gradients one pass over dV).
+        # one pass over x (_conv_grad's adjoint is one too).
         with tf.xla.experimental.jit_scope():
             v = _input_transform(x, tiles_h, tiles_w)            # [16, N*th*tw, C]
         # After x exists: the transforms of every layer's filters would otherwise
@@ -106,8 +106,12 @@ def conv2d_3x3(x, filters, name=None):
         # training step's memory.
         graph = tf.compat.v1.get_default_graph()
         with graph.gradient_override_map({'IdentityN': _GRAD_NAME}):
-            return tf.identity_n([y, x, filters, v, u,
-                                  tf.constant([height, width], tf.int32)])[0]
+            return tf.identity_n([y, x, filters, v, u])[0]
+
+
+def _tiles(height, width):
+    """Number of 2x2 output tiles down and across (odd sides get a padded tile)."""
+    return -(-height // 2), -(-width // 2)
 
 
 # --------------------------------------------------------------------------
@@ -118,18 +122,19 @@ _GRAD_NAME = 'VggPatchWinogradConv3x3'
 
 
 def _conv_grad(op, d_y, *unused):
-    """IdentityN([y, x, filters, V, U, [H, W]]) -> [None, dx, dfilters, None...].
+    """IdentityN([y, x, filters, V, U]) -> [None, dx, dfilters, None, None].
 
     The adjoint of each step, in reverse: output transform, the 16 products
     (dV = dM U^T, dU = V^T dM), input and filter transforms.
     """
     del unused
-    _, x, filters, v, u, size = op.inputs
+    _, x, filters, v, u = op.inputs
     if d_y is None:
-        return [None] * 6
-    height, width = (int(d) for d in tf.get_static_value(size))
-    channels, out_channels = x.shape[3], filters.shape[3]
-    tiles_h, tiles_w = -(-height // 2), -(-width // 2)
+        return [None] * 5
+    # Static shapes only: reading x itself would keep it alive for the backward pass.
+    _, height, width, channels = x.shape.as_list()
+    out_channels = filters.shape[3]
+    tiles_h, tiles_w = _tiles(height, width)
     if (2 * tiles_h, 2 * tiles_w) != (height, width):
         d_y = tf.pad(d_y, [[0, 0], [0, 2 * tiles_h - height], [0, 2 * tiles_w - width],
                            [0, 0]])
@@ -139,7 +144,7 @@ def _conv_grad(op, d_y, *unused):
     with tf.xla.experimental.jit_scope():
         d_x = _input_transform_adjoint(d_v, height, width, tiles_h, tiles_w, channels)
     return [None, d_x, _filter_transform_adjoint(d_u, channels, out_channels),
-            None, None, None]
+            None, None]
 
 
 try:
