@@ -40,6 +40,15 @@ def _session_start():
     return tf, graph, rgb, sess
 
 
+# Variant name -> Vgg19 arguments. "winograd": its first output includes XLA
+# compiling the input transforms.
+_VGG_PATCH_VARIANTS = {
+    "vgg_patch": {"attention": "cbam"},
+    "vgg_patch winograd": {"attention": "cbam", "winograd": True},
+    "vgg_patch (attention=None)": {"attention": None},
+}
+
+
 def run_variant(variant, npy):
     """Measures one variant in this process; returns its row."""
     tf, graph, rgb, sess = _session_start()
@@ -50,17 +59,9 @@ def run_variant(variant, npy):
     image = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
     t0 = time.perf_counter()
     with graph.as_default():
-        if variant == "vgg_patch":
+        if variant in _VGG_PATCH_VARIANTS:
             import vgg_patch  # pylint: disable=import-outside-toplevel
-            vgg = vgg_patch.Vgg19(npy, trainable=True, attention="cbam")
-            vgg.build(rgb, train_mode=False)
-        elif variant == "vgg_patch winograd":
-            import vgg_patch  # pylint: disable=import-outside-toplevel
-            vgg = vgg_patch.Vgg19(npy, trainable=True, attention="cbam", winograd=True)
-            vgg.build(rgb, train_mode=False)
-        elif variant == "vgg_patch (attention=None)":
-            import vgg_patch  # pylint: disable=import-outside-toplevel
-            vgg = vgg_patch.Vgg19(npy, trainable=True, attention=None)
+            vgg = vgg_patch.Vgg19(npy, trainable=True, **_VGG_PATCH_VARIANTS[variant])
             vgg.build(rgb, train_mode=False)
         elif variant == "tensorflow-vgg tf.constant":
             import vgg_ref  # pylint: disable=import-outside-toplevel
@@ -92,8 +93,7 @@ def run(args):
     """Runs every variant in its own subprocess; returns the rows."""
     if args.variant:
         return {"row": run_variant(args.variant, args.npy)}
-    # "winograd": its first output includes XLA compiling the input transforms.
-    variants = ["baseline", "vgg_patch", "vgg_patch winograd", "vgg_patch (attention=None)"]
+    variants = ["baseline"] + list(_VGG_PATCH_VARIANTS)
     notes = []
     if args.skip_constant:
         notes.append("tensorflow-vgg's tf.constant build skipped (--skip-constant)")
