@@ -1,5 +1,18 @@
-"""Shared test setup: quiet TensorFlow, a fresh graph for every test, and a
-runner for scripts that must run in processes of their own."""
+"""Shared test setup: quiet TensorFlow, the graph-mode behaviour the suite runs
+in, a fresh graph for every test, and a runner for scripts that must run in
+processes of their own.
+
+The suite runs in either of the two modes TF1 code runs in on TF2:
+
+* ``--tf-behavior=v2`` (the default): TF2 behaviour, ``tf.compat.v1`` graphs;
+* ``--tf-behavior=v1`` (or ``TEST_TF_BEHAVIOR=v1`` in the environment): after
+  ``tf.compat.v1.disable_v2_behavior()`` -- ``Dimension`` shapes,
+  ``RefVariable``s by default, v1 control flow -- in the test process and in
+  every Python subprocess a test starts (see ``tests/v1_behavior``).
+
+A test that only makes sense in one mode says so with
+``@pytest.mark.tf_behavior("v2", reason="...")``; it is skipped in the other.
+"""
 import os
 import subprocess
 import sys
@@ -8,6 +21,55 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+BEHAVIORS = ("v2", "v1")
+_V1_SITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "v1_behavior")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--tf-behavior", choices=BEHAVIORS,
+        default=os.environ.get("TEST_TF_BEHAVIOR", "v2") or "v2",
+        help="v2: TF2 behaviour (default); v1: run every test, and every Python "
+             "subprocess a test starts, after tf.compat.v1.disable_v2_behavior()")
+
+
+def pytest_configure(config):
+    behavior = config.getoption("--tf-behavior")
+    if behavior not in BEHAVIORS:
+        raise pytest.UsageError("TEST_TF_BEHAVIOR must be one of %s, got %r"
+                                % (", ".join(BEHAVIORS), behavior))
+    os.environ["TEST_TF_BEHAVIOR"] = behavior
+    if behavior == "v1":
+        tf.compat.v1.disable_v2_behavior()
+        path = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = _V1_SITE + (os.pathsep + path if path else "")
+
+
+def pytest_report_header(config):
+    return "TensorFlow behaviour: %s" % config.getoption("--tf-behavior")
+
+
+def pytest_collection_modifyitems(config, items):
+    behavior = config.getoption("--tf-behavior")
+    for item in items:
+        marker = item.get_closest_marker("tf_behavior")
+        if marker is None:
+            continue
+        if not marker.args or any(arg not in BEHAVIORS for arg in marker.args):
+            raise pytest.UsageError("%s: tf_behavior marker needs one or more of %s"
+                                    % (item.nodeid, BEHAVIORS))
+        if behavior not in marker.args:
+            reason = marker.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(
+                reason="only under TF %s behaviour%s" % (
+                    "/".join(marker.args), ": " + reason if reason else "")))
+
+
+@pytest.fixture(scope="session")
+def tf_behavior(pytestconfig):
+    """``'v1'`` or ``'v2'``: the graph-mode behaviour this run of the suite uses."""
+    return pytestconfig.getoption("--tf-behavior")
 
 
 @pytest.fixture
