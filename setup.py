@@ -17,6 +17,7 @@ setup(
         "numpy>=1.23",
         "pillow>=9",
         "scikit-learn>=1.0",
+        "tensorboard>=2.16,<3",  # TensorFlow 2.21 no longer pulls it in
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={
