@@ -228,8 +228,8 @@ def attention_figure(images, maps, titles=None, display_size=224,
       flat_spread: a map whose max - min is below this is labelled flat.
 
     Returns:
-      An :class:`AttentionFigure` (``pixels`` uint8 [height, width, 3] and
-      ``texts``, the strings drawn).
+      An :class:`AttentionFigure`: ``pixels`` uint8 [height, width, 3],
+      ``texts`` (the strings drawn) and ``boxes`` (where each panel is).
 
     Raises:
       ValueError: for mismatched or malformed arguments, or map values outside
@@ -336,8 +336,7 @@ def _write_values(draw, amap, x0, y0, size, font, flat):
             ink = _INK if 0.299 * r + 0.587 * g + 0.114 * b > 110 else _BACKGROUND
             cx = x0 + (j * size) // w + cell_w // 2
             cy = y0 + (i * size) // h + cell_h // 2
-            draw.text((cx - tw // 2, cy - th // 2), text, fill=ink, font=font,
-                      anchor="la")
+            draw.text((cx - tw // 2, cy - th // 2), text, fill=ink, font=font)
             texts.append(text)
     return texts
 
