@@ -46,8 +46,8 @@ OVERLAY_ALPHA = 0.35
 # Colour bar ticks.
 BAR_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 FLAT_NOTE = "the spatial gate has not learned a preference yet"
-# A 1x1 map (pool5 of an input under 48 px) has no positions to choose between.
-SINGLE_CELL_NOTE = "one position only (input too small), nothing to prefer"
+# A 1x1 map (pool5 of an input of 32 px or less) has no positions to choose between.
+SINGLE_CELL_NOTE = "one position only (input of 32 px or less), nothing to prefer"
 COLUMN_CAPTIONS = ("input", "input + attention", "attention (sigmoid gate, 0-1 scale)",
                    "gate")
 
@@ -137,11 +137,14 @@ def describe_map(amap, flat_spread=FLAT_SPREAD):
     # untrained gate, 3 for a trained one).
     digits = 5 if flat else 3
     h, w = amap.shape
+    if amap.size == 1:
+        return MapStats(low, high, spread, flat, "attention map 1x1: value %.5f; %s"
+                        % (low, SINGLE_CELL_NOTE))
     line = "attention map %dx%d: values %.*f to %.*f" % (h, w, digits, low, digits, high)
     if max(h, w) <= MAX_VALUES_SHOWN:
         line += " " + _format_values(amap, digits)
     if flat:
-        line += "; flat: spread %.2g < %g; %s" % (spread, flat_spread, _flat_note(amap))
+        line += "; flat: spread %.2g < %g; %s" % (spread, flat_spread, FLAT_NOTE)
     else:
         line += "; spread %.3f" % spread
     return MapStats(low, high, spread, flat, line)
@@ -263,13 +266,7 @@ def attention_figure(images, maps, titles=None, display_size=224,
     headers = []
     for i, amap in enumerate(maps):
         stats = describe_map(amap, flat_spread)
-        words = "%dx%d map, values %.5f to %.5f" % (
-            amap.shape[0], amap.shape[1], stats.low, stats.high) if stats.flat else (
-            "%dx%d map, values %.3f to %.3f (spread %.3f)" % (
-                amap.shape[0], amap.shape[1], stats.low, stats.high, stats.spread))
-        if stats.flat:
-            words += " - FLAT (spread %.2g < %g): %s" % (stats.spread, flat_spread,
-                                                         _flat_note(amap))
+        words = _header(amap, stats, flat_spread)
         title = (str(titles[i]) + ": ") if titles is not None else ""
         headers.append((_wrap(scratch, title + words, font, width - 2 * _PAD), stats))
     row_heights = [len(lines) * line_height + _PAD + size + _PAD for lines, _ in headers]
@@ -314,6 +311,17 @@ def attention_figure(images, maps, titles=None, display_size=224,
                                       ("heat", x_heat), ("bar", bar_x))})
         y0 += row_height
     return AttentionFigure(np.asarray(canvas), texts, boxes)
+
+
+def _header(amap, stats, flat_spread):
+    h, w = amap.shape
+    if amap.size == 1:
+        return "1x1 map, value %.5f: %s" % (stats.low, SINGLE_CELL_NOTE)
+    if stats.flat:
+        return "%dx%d map, values %.5f to %.5f - FLAT (spread %.2g < %g): %s" % (
+            h, w, stats.low, stats.high, stats.spread, flat_spread, FLAT_NOTE)
+    return "%dx%d map, values %.3f to %.3f (spread %.3f)" % (h, w, stats.low, stats.high,
+                                                            stats.spread)
 
 
 def _write_values(draw, amap, x0, y0, size, font, flat):
