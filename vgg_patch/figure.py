@@ -30,6 +30,7 @@ Above each row, one or two lines: the title, the map's size and range, and
 """
 import collections
 import logging
+import math
 
 import numpy as np
 
@@ -108,6 +109,15 @@ def _flat_note(amap):
     return SINGLE_CELL_NOTE if amap.size == 1 else FLAT_NOTE
 
 
+def _decimals(spread, flat):
+    """Decimals that tell a map's values apart: 3, or 5 to 8 for a flat map."""
+    if not flat:
+        return 3
+    if spread <= 0:
+        return 5
+    return int(min(8, max(5, math.ceil(-math.log10(spread)))))
+
+
 def _format_values(amap, digits):
     rows = ["  ".join("%.*f" % (digits, v) for v in row) for row in amap]
     return "[" + "; ".join(rows) + "]"
@@ -135,7 +145,7 @@ def describe_map(amap, flat_spread=FLAT_SPREAD):
     flat = spread < flat_spread
     # Enough decimals to tell the values apart (5 for a flat map of an
     # untrained gate, 3 for a trained one).
-    digits = 5 if flat else 3
+    digits = _decimals(spread, flat)
     h, w = amap.shape
     if amap.size == 1:
         return MapStats(low, high, spread, flat, "attention map 1x1: value %.5f; %s"
@@ -168,7 +178,7 @@ def describe_maps(maps, flat_spread=FLAT_SPREAD):
     spreads = maps.max(axis=(1, 2)) - maps.min(axis=(1, 2))
     n_flat = int(np.sum(spreads < flat_spread))
     all_flat = n_flat == len(maps)
-    digits = 5 if all_flat else 3
+    digits = _decimals(float(spreads.max()), all_flat)
     line = "%d map%s %dx%d: values %.*f to %.*f, largest spread %s" % (
         len(maps), "s" if len(maps) > 1 else "", maps.shape[1], maps.shape[2], digits,
         maps.min(), digits, maps.max(),
@@ -318,8 +328,10 @@ def _header(amap, stats, flat_spread):
     if amap.size == 1:
         return "1x1 map, value %.5f: %s" % (stats.low, SINGLE_CELL_NOTE)
     if stats.flat:
-        return "%dx%d map, values %.5f to %.5f - FLAT (spread %.2g < %g): %s" % (
-            h, w, stats.low, stats.high, stats.spread, flat_spread, FLAT_NOTE)
+        digits = _decimals(stats.spread, True)
+        return "%dx%d map, values %.*f to %.*f - FLAT (spread %.2g < %g): %s" % (
+            h, w, digits, stats.low, digits, stats.high, stats.spread, flat_spread,
+            FLAT_NOTE)
     return "%dx%d map, values %.3f to %.3f (spread %.3f)" % (h, w, stats.low, stats.high,
                                                             stats.spread)
 
@@ -329,7 +341,8 @@ def _write_values(draw, amap, x0, y0, size, font, flat):
     h, w = amap.shape
     cell_w, cell_h = size // w, size // h
     texts = []
-    for digits in ((5, 4, 3, 2) if flat else (3, 2)):
+    most = _decimals(float(amap.max() - amap.min()), flat)
+    for digits in range(most, 1, -1):
         labels = [["%.*f" % (digits, v) for v in row] for row in amap]
         widest = max(_text_size(draw, t, font)[0] for row in labels for t in row)
         if widest <= cell_w - 4:
