@@ -29,12 +29,9 @@ Above each row, one or two lines: the title, the map's size and range, and
 "flat" where it is.
 """
 import collections
-import logging
 import math
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 # The gate's own range: the sigmoid's.
 GATE_RANGE = (0.0, 1.0)

@@ -20,7 +20,9 @@ What lands in ``--train-dir``:
 - ``classes.txt`` (class names, one per line, in label order) and
   ``run.json`` (image size, number of classes, ...) for ``vgg19-cbam-predict``.
 - ``events.out.tfevents.*``: TensorBoard summaries (loss, accuracy, learning
-  rate, validation accuracy, attention maps of a few validation images).
+  rate, validation accuracy and cross-entropy, attention maps of a few
+  validation images drawn by :mod:`vgg_patch.figure`); the last line printed
+  gives the ``tensorboard --logdir`` command.
 
 Exit status: 0 done; 1 training failed (NaN loss, a checkpoint that cannot be
 written); 2 bad input (missing or empty folder, one class, unreadable weights,
