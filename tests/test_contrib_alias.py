@@ -1,6 +1,7 @@
 """install_contrib_alias(): TF1 code using tf.contrib names that tf-slim replaced runs."""
 import importlib
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -129,7 +130,21 @@ def test_table_counts():
               for module in TABLES}
     assert counts == {"framework": (43, 28), "layers": (68, 30), "losses": (15, 0),
                       "metrics": (57, 0), "training": (13, 15)}
-    assert len(_contrib_names.CONTRIB) - len(MISSING_PACKAGES) == 6
+    assert (len(_contrib_names.CONTRIB), len(MISSING_PACKAGES)) == (73, 67)
+
+
+def test_advice_names_exist_in_this_tensorflow():
+    """Every ``tf.X`` a missing name's message recommends is real here."""
+    recommended = {token.rstrip(".")
+                   for table in _contrib_names.TABLES.values()
+                   for target in table.values() if target.startswith(_contrib_names.MISSING)
+                   for token in re.findall(r"\btf\.[A-Za-z0-9_.]+", target)}
+    assert len(recommended) > 40
+    for token in sorted(recommended):
+        obj = tf
+        for part in token.split(".")[1:]:
+            assert hasattr(obj, part), token
+            obj = getattr(obj, part)
 
 
 @pytest.mark.parametrize("module,name,target", MAPPED, ids=_ids(MAPPED))
