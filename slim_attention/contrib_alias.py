@@ -138,9 +138,10 @@ class _ContribModule(types.ModuleType):
 class _ContribFinder:
     """Answers imports below the modules ``install_contrib_alias`` registered:
     a name TF1 had that nothing provides raises ``ModuleNotFoundError`` with
-    what to use instead; any other unknown name raises the usual one before
-    the path finders could load a second copy of a tf-slim file under a
-    ``tensorflow.contrib`` name. It never loads anything."""
+    what to use instead. Below an alias of a real module (``tf_slim.nets`` as
+    ``tensorflow.contrib.slim.nets``) any other unknown name raises the usual
+    error before the path finders could load a second copy of a tf-slim file
+    under a ``tensorflow.contrib`` name. It never loads anything."""
 
     _slim_attention_contrib_finder = True
 
@@ -156,6 +157,8 @@ class _ContribFinder:
             # ``name`` stays None: ``from tensorflow.contrib import rnn`` would
             # otherwise swallow this error and report a bare ImportError.
             raise ModuleNotFoundError(_missing_message(parent, child, entry))
+        if isinstance(module, _ContribModule):
+            return None  # no path to search: the usual error follows
         raise ModuleNotFoundError(
             "No module named %r: slim_attention's tf.contrib alias does not "
             "provide it" % fullname, name=fullname)
