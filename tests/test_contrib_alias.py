@@ -27,6 +27,10 @@ TF1_SNIPPET = textwrap.dedent("""
         tf.contrib
     except AttributeError:
         print("BEFORE: no tf.contrib")
+    try:
+        import tensorflow.contrib.framework
+    except ModuleNotFoundError:
+        print("BEFORE_IMPORT: no tensorflow.contrib.framework")
     slim_attention.install_contrib_alias()
     tf.disable_v2_behavior()
 
@@ -77,6 +81,7 @@ def test_tf1_snippet_runs_unmodified(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
     assert out["BEFORE"] == "no tf.contrib"  # opt-in: import alone adds nothing
+    assert out["BEFORE_IMPORT"] == "no tensorflow.contrib.framework"
     assert out["SAME_SLIM"] == "True"
     assert out["VGG"] == "tf_slim.nets.vgg"
     # variance_scaling_initializer(factor=2.0, FAN_IN, truncated normal): var = 2 / fan_in.
