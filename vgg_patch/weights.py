@@ -356,8 +356,8 @@ def _check_key(key):
     kind = type(key)
     if kind is str or kind is bytes or (kind is int and -2 ** 63 <= key < 2 ** 63):
         return key
-    raise pickle.UnpicklingError('a dict key that is %s; weights files have str or int keys'
-                                 % _short(key))
+    raise pickle.UnpicklingError('a dict key of type %s (%s); weights files have str or '
+                                 'int keys' % (kind.__name__, _short(key)))
 
 
 class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
