@@ -450,6 +450,15 @@ def test_lengths_beyond_the_file_are_refused_before_allocating(tmp_path):
             WeightsFile(write_object_npy(tmp_path / 'l.npy', body))
 
 
+def test_unterminated_header_is_corrupt(tmp_path):
+    # Found by the fuzz test: NumPy's header parser raised tokenize.TokenError.
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (".ljust(117) + b'\n'
+    path = tmp_path / 'u.npy'
+    path.write_bytes(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(header)) + header + b'\x80\x02.')
+    with pytest.raises(WeightsFileError, match='not a readable .npy header: TokenError'):
+        WeightsFile(str(path))
+
+
 def test_names_in_messages_are_one_short_line(tmp_path):
     np.save(str(tmp_path / 'n.npy'), {'conv1_1\nfake line': [np.zeros(2, np.float32)]},
             allow_pickle=True)

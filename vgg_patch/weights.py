@@ -789,9 +789,11 @@ def read_npy_tree(path):
                 shape, fortran_order, dtype = npy_format.read_array_header_2_0(f)
             else:
                 raise ValueError('unsupported .npy version %s' % (version,))
-        except (ValueError, OSError, EOFError, SyntaxError, TypeError, RecursionError,
-                MemoryError) as e:
-            raise _corrupt(path, 'not a readable .npy header: %s' % _first_line(e)) from None
+        except Exception as e:  # pylint: disable=broad-except
+            # NumPy's header parser ran on the file's text: whatever it raised
+            # (ValueError, SyntaxError, tokenize.TokenError, ...) means corrupt.
+            raise _corrupt(path, 'not a readable .npy header: %s: %s'
+                           % (type(e).__name__, _first_line(e))) from None
         if not dtype.hasobject:
             raise WeightsFileError(
                 '%s holds a %s array of shape %s, not a pickled dict of layers '
