@@ -370,6 +370,14 @@ def test_sets_marks_and_lists_are_refused_when_nested_too_deep(tmp_path):
     for body, problem in ((b'\x80\x04\x8f.', 'a set'), (b'\x80\x04(K\x01\x91.', 'a set'),
                           (b'\x80\x02' + b'(' * 100000 + b'.', 'MARKs nested more than 64'),
                           (b'\x80\x02}U\x07conv1_1' + b']' * 5000 + b'a' * 4999 + b's.',
+                           'lists nested more than 64 deep'),
+                          (b'\x80\x02}' + b'U\x01k}' * 5000 + b's' * 5000 + b'.',
+                           'dicts nested more than 64 deep'),
+                          # nested through a list changed after it was put in
+                          # another: caught when the tree is walked
+                          (b'\x80\x02}U\x07conv1_1]r\x00\x00\x00\x00' + b''.join(
+                              b'j' + struct.pack('<I', i) + b']r' + struct.pack('<I', i + 1)
+                              + b'a0' for i in range(100)) + b's.',
                            'containers nested more than 64 deep')):
         with pytest.raises(WeightsFileError, match=problem) as info:
             WeightsFile(write_object_npy(tmp_path / 's.npy', body))

@@ -1,13 +1,18 @@
 """Fuzzing vgg_patch.weights: every mutated file loads or gives one WeightsFileError line.
 
 Small valid weights files in the three formats are mutated (bit flips,
-truncations, inserted, duplicated and deleted opcodes, huge lengths, deep
-nesting, shared references, splices) and loaded with ``load_weights`` in a
-fresh interpreter per batch, under an address-space cap and time limits (see
-``vgg_fixtures.load_in_subprocess``). Every outcome must be success or a
-one-line ``WeightsFileError`` naming the file, within 1 s and 100 MB: never a
-crash, a hang, another exception, or a MemoryError/RecursionError turned into a
-message.
+truncations, inserted, duplicated and deleted opcodes, huge lengths and
+integers, deep nesting, shared references, splices) and loaded with
+``load_weights`` in a fresh interpreter per batch, under an address-space cap
+and time limits (see ``vgg_fixtures.load_in_subprocess``). Every outcome must
+be success or a one-line ``WeightsFileError`` naming the file: never a crash, a
+hang, another exception, or a MemoryError/RecursionError turned into a message.
+
+Time and memory must stay proportional to the file: at most 1 s + 2 s per MB
+and 100 MB + 80 bytes per byte of file beyond the RSS before the load. (The
+pickle is read by pure-Python ``pickle._Unpickler``, about 1-1.5 us per opcode;
+an empty list or dict costs ~70 bytes for its one opcode byte. The mutated
+files are 10-500 KB.)
 
 Bounded: ``FUZZ_SECONDS`` (default 30) of fuzzing from ``FUZZ_SEED`` (default
 14). Case ``i`` of a run is ``mutate(bases[...], case_seed(FUZZ_SEED, i))``, so
@@ -30,8 +35,8 @@ from vgg_fixtures import (TINY_SHAPES, load_in_subprocess, make_layer, write_ind
 FUZZ_SECONDS = float(os.environ.get('FUZZ_SECONDS', '30'))
 FUZZ_SEED = int(os.environ.get('FUZZ_SEED', '14'))
 BATCH = 400
-MAX_SECONDS = 1.0
-MAX_PEAK_BYTES = 100 << 20
+SECONDS, SECONDS_PER_BYTE = 1.0, 2.0 / 1e6
+PEAK_BYTES, PEAK_BYTES_PER_BYTE = 100 << 20, 80
 
 #: Opcodes whose argument is a length, and the struct format of that length.
 _LENGTH_FORMATS = {
@@ -113,7 +118,7 @@ def mutate(base, seed):
     steps = []
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         kind = rng.choice(['flip', 'flip', 'truncate', 'insert', 'duplicate', 'delete',
-                           'length', 'length', 'nest', 'shared', 'splice', 'header'])
+                           'length', 'length', 'int', 'nest', 'shared', 'splice', 'header'])
         boundaries = [pos for _, pos in ops if pos < len(out)] or [start]
         at = rng.choice(boundaries)
         if kind == 'flip':
@@ -144,6 +149,16 @@ def mutate(base, seed):
                 fmt = _LENGTH_FORMATS[name]
                 value = _length_value(rng, fmt, len(out))
                 out[pos + 1:pos + 1 + struct.calcsize(fmt)] = struct.pack(fmt, value)
+        elif kind == 'int':  # a small int (shape, dtype state, index) made huge or odd
+            candidates = [pos for name, pos in ops if name in ('BININT1', 'BININT2', 'BININT')
+                          and pos < len(out)]
+            if candidates:
+                pos = rng.choice(candidates)
+                width = {b'K': 2, b'M': 3, b'J': 5}.get(bytes(out[pos:pos + 1]), 1)
+                value = rng.choice([0, 1, 3, 4, 255, 2 ** 31 - 1, 2 ** 62, 2 ** 63, 2 ** 64 + 3,
+                                    -1, 2 ** 1000, rng.randrange(2 ** 40)])
+                raw = value.to_bytes(value.bit_length() // 8 + 1, 'little', signed=True)
+                out[pos:pos + width] = b'\x8a' + bytes([len(raw)]) + raw  # LONG1
         elif kind == 'nest':
             out[at:at] = _nest(rng)
         elif kind == 'shared':
@@ -168,7 +183,7 @@ def case_file(directory, seed, index, bases=None):
     return path, description
 
 
-def _judge(result, path):
+def _judge(result, path, size):
     outcome, message = result['outcome'], result['message']
     if outcome == 'ok':
         problem = None
@@ -180,10 +195,11 @@ def _judge(result, path):
         problem = 'unbounded: %s' % message
     else:
         problem = None
-    if problem is None and result['seconds'] > MAX_SECONDS:
-        problem = 'took %.2f s' % result['seconds']
-    if problem is None and result['peak_bytes'] > MAX_PEAK_BYTES:
-        problem = 'peak RSS %d MB beyond the baseline' % (result['peak_bytes'] >> 20)
+    if problem is None and result['seconds'] > SECONDS + SECONDS_PER_BYTE * size:
+        problem = 'took %.2f s for %d bytes' % (result['seconds'], size)
+    if problem is None and result['peak_bytes'] > PEAK_BYTES + PEAK_BYTES_PER_BYTE * size:
+        problem = 'peak RSS %d MB beyond the baseline for %d bytes' % (
+            result['peak_bytes'] >> 20, size)
     return problem
 
 
@@ -204,7 +220,7 @@ def test_fuzzed_weights_files_load_or_give_one_line(tmp_path):
             for result in results:
                 k = todo_from + result['index']
                 outcomes[result['outcome']] = outcomes.get(result['outcome'], 0) + 1
-                problem = _judge(result, paths[k])
+                problem = _judge(result, paths[k], os.path.getsize(paths[k]))
                 if problem:
                     failures.append((index + k, batch[k][1], problem))
             if died is None:

@@ -310,39 +310,28 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class _BoundedReader:
-    """A read-only file whose reads can never ask for more than the file holds.
+def _past_end(length):
+    return EOFError('a length of %d bytes runs past the end of the file' % length)
 
-    A crafted length (a ``.npy`` header, a frame, a string) is compared with
-    the bytes left before anything is allocated for it; reading past the end
-    raises EOFError.
+
+class _BoundedReader:
+    """A file whose reads never ask for more than the file holds (NumPy's header parser).
+
+    ``file.read(n)`` allocates ``n`` bytes before reading; a ``.npy`` 2.0
+    header may say it is 4 GB long. Reading past the end raises EOFError.
     """
 
     def __init__(self, raw, size):
         self._raw = raw
-        self.size = size
-
-    def _check(self, n):
-        if n is None or n < 0:
-            return self.size - self._raw.tell()
-        if n > self.size - self._raw.tell():
-            raise EOFError('a length of %d bytes runs past the end of the file' % n)
-        return n
+        self._size = size
 
     def read(self, n=-1):
-        return self._raw.read(self._check(n))
-
-    def readinto(self, buf):
-        return self._raw.readinto(memoryview(buf)[:self._check(len(buf))])
-
-    def readline(self, limit=-1):
-        return self._raw.readline(limit)
-
-    def tell(self):
-        return self._raw.tell()
-
-    def seek(self, offset, whence=io.SEEK_SET):
-        return self._raw.seek(offset, whence)
+        left = self._size - self._raw.tell()
+        if n is None or n < 0:
+            n = left
+        elif n > left:
+            raise _past_end(n)
+        return self._raw.read(n)
 
 
 def _check_key(key):
@@ -379,14 +368,13 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
     dispatch = dict(pickle._Unpickler.dispatch)  # pylint: disable=protected-access
 
     def __init__(self, file, lazy_min_bytes=LAZY_MIN_BYTES):
-        if not isinstance(file, _BoundedReader):
-            position = file.tell()
-            file = _BoundedReader(file, file.seek(0, io.SEEK_END))
-            file.seek(position)
         super().__init__(file, encoding='latin1')
         self._source = file
+        position = file.tell()
+        self._size = file.seek(0, io.SEEK_END)  # lengths are checked against it
+        file.seek(position)
         self._lazy_min_bytes = lazy_min_bytes
-        self._tuple_depths = {}  # id -> (tuple, depth) for tuples holding tuples
+        self._depths = {}  # id -> (container, depth) for containers holding containers
 
     def find_class(self, module, name):
         """Returns the allowed stand-in for ``module.name``, else refuses it."""
@@ -398,28 +386,40 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
     def persistent_load(self, pid):
         raise pickle.UnpicklingError('persistent id %s' % _short(pid))
 
-    def _payload(self, length):
-        """Reads ``length`` bytes, or records them as a :class:`_LazyBytes`."""
+    def _in_frame(self):
+        """Whether the next bytes come from a protocol-4 frame (already in memory)."""
         unframer = getattr(self, '_unframer', None)  # pickle.py's protocol-4 frame reader
         frame = getattr(unframer, 'current_frame', None)
-        if frame is not None:
-            position = frame.tell()
-            end = frame.seek(0, io.SEEK_END)
-            frame.seek(position)
-            if position < end:  # the payload sits inside a frame: already in memory
-                return self._exact(length)
-            unframer.current_frame = None  # as _Unframer.read does at a frame's end
-        if self._lazy_min_bytes is None or length < self._lazy_min_bytes:
+        if frame is None:
+            return False
+        position = frame.tell()
+        end = frame.seek(0, io.SEEK_END)
+        frame.seek(position)
+        if position < end:
+            return True
+        unframer.current_frame = None  # as _Unframer.read does at a frame's end
+        return False
+
+    def _check_left(self, length):
+        """Refuses a length beyond the file's remaining bytes before it is read or
+        sought (``file.read(n)`` allocates ``n`` bytes first; lseek fails with EINVAL)."""
+        if length > self._size - self._source.tell():
+            raise _past_end(length)
+
+    def _payload(self, length):
+        """Reads ``length`` bytes, or records them as a :class:`_LazyBytes`."""
+        if (self._in_frame() or self._lazy_min_bytes is None
+                or length < self._lazy_min_bytes):
             return self._exact(length)
+        self._check_left(length)
         offset = self._source.tell()
-        # Compare with the file's size before seeking: a corrupt length can be
-        # past what lseek accepts (EINVAL), not just past the end of the file.
-        if length > self._source.size - offset:
-            raise EOFError('payload runs past the end of the file')
         self._source.seek(offset + length)
         return _LazyBytes(offset, length)
 
     def _exact(self, length):
+        """Reads exactly ``length`` bytes (from the frame, or checked against the file)."""
+        if not self._in_frame():
+            self._check_left(length)
         data = self.read(length)
         if len(data) != length:
             raise EOFError('payload runs past the end of the file')
@@ -479,23 +479,72 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
         self.append(data if isinstance(data, _LazyBytes) else bytearray(data))
     dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 
-    # Nesting: refused as soon as it gets deeper than a weights file's.
+    def load_binunicode(self):
+        self.append(str(self._exact(self._length('<I', 4)), 'utf-8', 'surrogatepass'))
+    dispatch[pickle.BINUNICODE[0]] = load_binunicode
+
+    def load_binunicode8(self):
+        self.append(str(self._exact(self._length('<Q', 8)), 'utf-8', 'surrogatepass'))
+    dispatch[pickle.BINUNICODE8[0]] = load_binunicode8
+
+    def load_long4(self):
+        self.append(pickle.decode_long(self._exact(self._length('<i', 4))))
+    dispatch[pickle.LONG4[0]] = load_long4
+
+    def load_frame(self):
+        length = self._length('<Q', 8)
+        if not self._in_frame():  # else pickle refuses a frame inside a frame
+            self._check_left(length)
+        self._unframer.load_frame(length)
+    dispatch[pickle.FRAME[0]] = load_frame
+
+    # Nesting: refused as soon as it gets deeper than a weights file's. The
+    # depth recorded for a container is a lower bound (a container changed
+    # after it was put into another does not update the other), so what this
+    # refuses is too deep; what it misses, the tree walk refuses.
     def load_mark(self):
         if len(self.metastack) >= MAX_DEPTH:
             raise pickle.UnpicklingError('MARKs nested more than %d deep' % MAX_DEPTH)
         super().load_mark()
     dispatch[pickle.MARK[0]] = load_mark
 
-    def _push_tuple(self, items):
-        depths = self._tuple_depths
+    def _grow(self, container, items):
+        """Records that ``container`` now holds ``items``; refuses it past MAX_DEPTH."""
+        depths = self._depths
         depth = 1 + max((depths.get(id(item), (None, 1))[1] for item in items
-                         if type(item) is tuple), default=0)  # pylint: disable=unidiomatic-typecheck
-        if depth > MAX_DEPTH:
-            raise pickle.UnpicklingError('tuples nested more than %d deep' % MAX_DEPTH)
-        value = tuple(items)
-        if depth > 1:
-            depths[id(value)] = (value, depth)
-        self.append(value)
+                         if type(item) in (tuple, list, dict)), default=0)  # pylint: disable=unidiomatic-typecheck
+        if depth > depths.get(id(container), (None, 1))[1]:
+            if depth > MAX_DEPTH:
+                raise pickle.UnpicklingError('%ss nested more than %d deep'
+                                             % (type(container).__name__, MAX_DEPTH))
+            depths[id(container)] = (container, depth)
+        return container
+
+    def _push_tuple(self, items):
+        self.append(self._grow(tuple(items), items))
+
+    def load_list(self):
+        items = self.pop_mark()
+        self.append(self._grow(items, items))
+    dispatch[pickle.LIST[0]] = load_list
+
+    def load_append(self):
+        value = self.stack.pop()
+        target = self.stack[-1]
+        if type(target) is not list:  # pylint: disable=unidiomatic-typecheck
+            raise pickle.UnpicklingError('APPEND to %s' % _short(target))
+        target.append(value)
+        self._grow(target, (value,))
+    dispatch[pickle.APPEND[0]] = load_append
+
+    def load_appends(self):
+        items = self.pop_mark()
+        target = self.stack[-1]
+        if type(target) is not list:  # pylint: disable=unidiomatic-typecheck
+            raise pickle.UnpicklingError('APPENDS to %s' % _short(target))
+        target.extend(items)
+        self._grow(target, items)
+    dispatch[pickle.APPENDS[0]] = load_appends
 
     def load_tuple(self):
         self._push_tuple(self.pop_mark())
@@ -526,7 +575,8 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
         items = self.pop_mark()
         if len(items) % 2:
             raise pickle.UnpicklingError('DICT with an odd number of items')
-        self.append({_check_key(items[i]): items[i + 1] for i in range(0, len(items), 2)})
+        value = {_check_key(items[i]): items[i + 1] for i in range(0, len(items), 2)}
+        self.append(self._grow(value, items[1::2]))
     dispatch[pickle.DICT[0]] = load_dict
 
     def load_setitem(self):
@@ -536,6 +586,7 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
         if type(target) is not dict:  # pylint: disable=unidiomatic-typecheck
             raise pickle.UnpicklingError('SETITEM on %s' % _short(target))
         target[_check_key(key)] = value
+        self._grow(target, (value,))
     dispatch[pickle.SETITEM[0]] = load_setitem
 
     def load_setitems(self):
@@ -546,6 +597,7 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
                                          % (_short(target), len(items)))
         for i in range(0, len(items), 2):
             target[_check_key(items[i])] = items[i + 1]
+        self._grow(target, items[1::2])
     dispatch[pickle.SETITEMS[0]] = load_setitems
 
     def load_set(self):
@@ -780,13 +832,13 @@ def read_npy_tree(path):
     with f:
         stat = os.fstat(f.fileno())
         stat_key = _stat_key(stat)
-        f = _BoundedReader(f, stat.st_size)
+        header = _BoundedReader(f, stat.st_size)
         try:
-            version = npy_format.read_magic(f)
+            version = npy_format.read_magic(header)
             if version == (1, 0):
-                shape, fortran_order, dtype = npy_format.read_array_header_1_0(f)
+                shape, fortran_order, dtype = npy_format.read_array_header_1_0(header)
             elif version in ((2, 0), (3, 0)):
-                shape, fortran_order, dtype = npy_format.read_array_header_2_0(f)
+                shape, fortran_order, dtype = npy_format.read_array_header_2_0(header)
             else:
                 raise ValueError('unsupported .npy version %s' % (version,))
         except Exception as e:  # pylint: disable=broad-except
