@@ -271,7 +271,7 @@ def _dtype(code, align=False, copy=True):
     NumPy's shared built-in dtype.
     """
     del copy
-    if type(code) is not str or not _DTYPE_CODE.match(code):  # pylint: disable=unidiomatic-typecheck
+    if not isinstance(code, str) or not _DTYPE_CODE.match(code):
         raise pickle.UnpicklingError('numpy.dtype(%s)' % _short(code))
     if align not in (0, 1):
         raise pickle.UnpicklingError('numpy.dtype(align=%s)' % _short(align))
@@ -358,6 +358,12 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
     Arrays come back as :class:`_ArrayStub` records whose large payloads stay
     in the file (see the module docstring); :func:`read_npy_tree` turns them
     into :class:`LazyArray`.
+
+    Its work is bounded by the file: every length is checked against the bytes
+    left before it is read, dict keys must be str, bytes or int, sets are
+    refused, ``BUILD`` applies only to arrays and (checked) dtypes, and MARKs
+    and containers nested deeper than :data:`MAX_DEPTH` are refused as they
+    are built.
 
     Args:
       file: a binary file object positioned at the pickle's first byte.
@@ -512,7 +518,7 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
         """Records that ``container`` now holds ``items``; refuses it past MAX_DEPTH."""
         depths = self._depths
         depth = 1 + max((depths.get(id(item), (None, 1))[1] for item in items
-                         if type(item) in (tuple, list, dict)), default=0)  # pylint: disable=unidiomatic-typecheck
+                         if isinstance(item, (tuple, list, dict))), default=0)
         if depth > depths.get(id(container), (None, 1))[1]:
             if depth > MAX_DEPTH:
                 raise pickle.UnpicklingError('%ss nested more than %d deep'
@@ -550,24 +556,23 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
         self._push_tuple(self.pop_mark())
     dispatch[pickle.TUPLE[0]] = load_tuple
 
+    def _tuple_of_top(self, count):
+        items = self.stack[-count:]
+        if len(items) != count:
+            raise pickle.UnpicklingError('TUPLE%d on a stack of %d' % (count, len(items)))
+        del self.stack[-count:]
+        self._push_tuple(items)
+
     def load_tuple1(self):
-        self._push_tuple([self.stack.pop()])
+        self._tuple_of_top(1)
     dispatch[pickle.TUPLE1[0]] = load_tuple1
 
     def load_tuple2(self):
-        items = self.stack[-2:]
-        if len(items) != 2:
-            raise pickle.UnpicklingError('TUPLE2 on a short stack')
-        del self.stack[-2:]
-        self._push_tuple(items)
+        self._tuple_of_top(2)
     dispatch[pickle.TUPLE2[0]] = load_tuple2
 
     def load_tuple3(self):
-        items = self.stack[-3:]
-        if len(items) != 3:
-            raise pickle.UnpicklingError('TUPLE3 on a short stack')
-        del self.stack[-3:]
-        self._push_tuple(items)
+        self._tuple_of_top(3)
     dispatch[pickle.TUPLE3[0]] = load_tuple3
 
     # Containers: keys are checked before they are hashed; sets never occur.
@@ -866,7 +871,8 @@ def read_npy_tree(path):
             # Only pickle's opcodes and this module's stand-ins ran: whatever
             # they raised (UnpicklingError, NumPy's errors, TypeError, ...)
             # means the pickle is not a weights file.
-            raise _corrupt(path, 'bad pickle: %s: %s' % (type(e).__name__, _first_line(e))) from None
+            raise _corrupt(path, 'bad pickle: %s: %s'
+                           % (type(e).__name__, _first_line(e))) from None
     return _Resolver(path, stat_key).resolve(tree)
 
 
@@ -901,7 +907,7 @@ class _Resolver:
         return self._walk(tree, 1)
 
     def _walk(self, obj, depth):
-        if obj is None or type(obj) in (str, bytes, int, float, bool):  # pylint: disable=unidiomatic-typecheck
+        if obj is None or isinstance(obj, (str, bytes, int, float)):
             return obj
         key = id(obj)
         hit = self.done.get(key)
