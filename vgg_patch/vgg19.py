@@ -363,7 +363,7 @@ class Vgg19:
             rel = name[len(outer) + 1:] if outer else name
             rel = rel.split('/', 1)[1] if '/' in rel else rel
             if from_file:
-                shape = kwargs.get('shape')
+                shape = _shapes.dims(kwargs.get('shape'))
                 lazy = self._weights.block_array(ATTENTION_BLOCK_KEY, rel, shape)
                 kwargs['initializer'] = _file_initializer(lazy)
             var = getter(name, *args, **kwargs)
@@ -523,8 +523,9 @@ def _file_initializer(lazy):
 
     def initializer(shape, dtype=tf.float32, partition_info=None):
         del partition_info
-        if tuple(shape) != tuple(lazy.shape):
-            raise ValueError('initializer for %s asked for shape %s' % (lazy, list(shape)))
+        shape = _shapes.dims(shape)
+        if shape != list(lazy.shape):
+            raise ValueError('initializer for %s asked for shape %s' % (lazy, shape))
         if tf.as_dtype(dtype) != tf.float32:
             raise TypeError('weights from %s are float32, variable asked for %s'
                             % (lazy.path, dtype))
