@@ -131,8 +131,9 @@ def test_summaries_hold_loss_accuracy_lr_and_attention_images(first_run):
     tags, images = set(), []
     for name in os.listdir(first_run["dir"]):
         if name.startswith("events.out.tfevents"):
+            # summary_iterator reads without eager execution (both TF behaviours)
             for event in tf.compat.v1.train.summary_iterator(
-                    os.path.join(first_run["dir"], name)):  # v1 behaviour too
+                    os.path.join(first_run["dir"], name)):
                 for value in event.summary.value:
                     tags.add(value.tag)
                     if value.HasField("image"):
