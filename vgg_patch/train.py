@@ -36,6 +36,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -967,6 +968,16 @@ def _setup_logging(quiet):
     return undo
 
 
+def tensorboard_command():
+    """How the user's shell starts TensorBoard: ``tensorboard`` when it is on
+    PATH, else the one installed beside this Python (``run.py demo`` runs the
+    trainer from the project's .venv without activating it)."""
+    if shutil.which("tensorboard"):
+        return "tensorboard"
+    beside = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    return shlex.quote(beside) if os.path.exists(beside) else "tensorboard"
+
+
 def main(argv=None):
     """Entry point of ``vgg19-cbam-train``.
 
@@ -1002,11 +1013,11 @@ def main(argv=None):
             return EXIT_INTERRUPTED
         print("best validation accuracy: %.3f (epoch %d; %d steps, %s); best weights: %s; "
               "checkpoints, classes.txt and TensorBoard logs: %s; TensorBoard: "
-              "tensorboard --logdir %s"
+              "%s --logdir %s"
               % (result["best_accuracy"], result["best_epoch"] + 1,
                  result["global_step"], format_seconds(time.time() - t0),
                  result["export_path"], result["train_dir"],
-                 shlex.quote(result["train_dir"])))
+                 tensorboard_command(), shlex.quote(result["train_dir"])))
         return EXIT_OK
     finally:
         undo_logging()
