@@ -14,7 +14,10 @@ Rules every repair follows:
   attribute or module is never replaced. (The one routing repair,
   :func:`_route_v1_layers_to_tf_keras`, keeps TensorFlow's own lazy-loader
   object and only chooses the target that ``TF_USE_LEGACY_KERAS=1`` would have
-  chosen; it leaves a loader already routed to tf-keras or to Keras 2 alone.)
+  chosen; it leaves a loader already routed to tf-keras or to Keras 2 alone.
+  Likewise :func:`_register_legacy_layers_call_context` wraps the call-context
+  function tf-keras registered with TensorFlow, answering as before for
+  everything but TensorFlow's own legacy layers.)
 * **idempotent** -- :func:`apply` may run any number of times; later runs
   change nothing.
 * applied on ``import slim_attention``.
@@ -51,9 +54,9 @@ _MOVED_ATTRIBUTES = (
     # ops.IndexedSlices -> framework/indexed_slices.py (ops alias gone by TF 2.21).
     ("tensorflow.python.framework.ops", "IndexedSlices",
      "tensorflow.python.framework.indexed_slices", "IndexedSlices"),
-    # control_flow_ops.cond -> ops/cond.py cond (TF 2.14).
+    # control_flow_ops.cond -> ops/cond.py cond (TF 2.14), differentiable after a run as TF1's.
     ("tensorflow.python.ops.control_flow_ops", "cond",
-     "tensorflow.python.ops.cond", "cond"),
+     "slim_attention._compat", "cond_differentiable_after_run"),
     # control_flow_ops.case -> ops/control_flow_case.py case (TF 2.14).
     ("tensorflow.python.ops.control_flow_ops", "case",
      "tensorflow.python.ops.control_flow_case", "case"),
@@ -268,6 +271,88 @@ def _route_v1_layers_to_tf_keras():
             _applied.append("tf.compat.v1 %s -> %s" % (submodule, package))
 
 
+def cond_differentiable_after_run(pred, true_fn=None, false_fn=None, strict=False,
+                                  name=None, fn1=None, fn2=None):
+    """``tf.compat.v1.cond`` whose gradient can still be built after its graph has run.
+
+    What tf-slim (``utils.smart_cond`` for a tensor ``is_training``, metrics,
+    ``tfexample_decoder``) gets as ``control_flow_ops.cond``. TF1's cond
+    (``Switch``/``Merge``) could be differentiated at any time: build, run the
+    forward pass, then add ``minimize`` and train. TF2's cond is one ``If`` op
+    that exposes only its outputs; a gradient built later needs its
+    intermediates as new outputs of an op the session already holds, and fails
+    with "Connecting to invalid output 1 of source node cond ... Try using
+    tf.compat.v1.experimental.output_all_intermediates(True)". This builds the
+    cond with that switch on, for this cond only (Keras layers get the same
+    from TensorFlow). The switch is left as it is when the caller set it
+    (``output_all_intermediates(False)`` wins), inside a ``tf.function`` or XLA
+    context (where TensorFlow never outputs intermediates) and when executing
+    eagerly; under v1 control flow it changes nothing.
+    """
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import cond as cond_lib
+    from tensorflow.python.ops import control_flow_util
+    from tensorflow.python.ops import control_flow_util_v2 as util_v2
+
+    def build():
+        return cond_lib.cond(pred, true_fn=true_fn, false_fn=false_fn, strict=strict,
+                             name=name, fn1=fn1, fn2=fn2)
+
+    if (util_v2._EXPERIMENTAL_OUTPUT_ALL_INTERMEDIATES_OVERRIDE is not None
+            or context.executing_eagerly() or util_v2.in_defun()
+            or control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph())):
+        return build()
+    util_v2._EXPERIMENTAL_OUTPUT_ALL_INTERMEDIATES_OVERRIDE = True
+    try:
+        return build()
+    finally:
+        util_v2._EXPERIMENTAL_OUTPUT_ALL_INTERMEDIATES_OVERRIDE = None
+
+
+def _legacy_layers_call_context():
+    """TensorFlow's in-tree Keras call context, or None if that Keras is gone."""
+    try:
+        from tensorflow.python.keras.engine import base_layer_utils
+    except ImportError:
+        return None
+    return base_layer_utils.call_context
+
+
+def _register_legacy_layers_call_context():
+    """Lets conds built inside ``tensorflow.python.layers`` layers be differentiated later.
+
+    TensorFlow builds a cond inside a Keras layer with all its intermediates as
+    outputs (so a gradient can be added after the graph has run, as with TF1
+    layers); it asks the one call-context function registered in
+    ``keras_deps`` whether a layer is being built. tf-keras registers its own,
+    so layers of the Keras copy still inside TensorFlow --
+    ``tensorflow.python.layers.core.Dropout``, which ``slim.dropout`` uses --
+    are no longer seen, and ``slim.dropout(is_training=placeholder)`` cannot be
+    differentiated once its graph has run. This registers a function that
+    answers with the registered context while it has a layer, else with the
+    in-tree one; every other caller sees the registered context as before.
+    (``keras_deps`` keeps one function; in-tree Keras never registered one.)
+    """
+    from tensorflow.python.util import keras_deps
+    legacy = _legacy_layers_call_context()
+    registered = keras_deps.get_call_context_function()
+    if legacy is None or registered is None or registered is legacy:
+        return
+    if getattr(registered, "_slim_attention_wraps", None) is not None:
+        return  # already this repair
+
+    def call_context():
+        context = registered()
+        if context.layer is None and legacy().layer is not None:
+            return legacy()
+        return context
+
+    call_context._slim_attention_wraps = registered
+    keras_deps.register_call_context_function(call_context)
+    _applied.append("keras_deps call context: + tensorflow.python.keras layers")
+
+
 def _repair_numpy_aliases():
     """Adds back the removed NumPy names of ``_NUMPY_REMOVED_ALIASES``."""
     for name, value in _NUMPY_REMOVED_ALIASES:
@@ -286,6 +371,7 @@ def apply():
     _repair_moved_attributes()
     _repair_moved_packages()
     _route_v1_layers_to_tf_keras()
+    _register_legacy_layers_call_context()
     _repair_numpy_aliases()
     if _applied:
         _LOG.debug("slim_attention compat: %d repairs applied", len(_applied))

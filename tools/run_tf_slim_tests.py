@@ -12,6 +12,9 @@ and every failing test::
     python tools/run_tf_slim_tests.py ops/variables_test.py -k ReplicaDevice
     python tools/run_tf_slim_tests.py --json results.json --jobs 2
 
+The ``slim_attention`` imported is this checkout's; ``--root DIR`` takes it
+from another checkout (to compare before and after a change).
+
 ``nose`` is not installed on current Pythons and one module
 (``evaluation_test.py``) imports ``nose.tools.nottest``; the runner, not the
 library, provides a stand-in for that one decorator.
@@ -96,7 +99,6 @@ class _Recorder:
 
 def _run_one(path, compat, extra, out_json):
     """In the child process: import slim_attention, run one module under pytest."""
-    sys.path.insert(0, _REPO)
     _install_nose_stub()
     if compat:
         import slim_attention  # noqa: F401  (applies the repairs)
@@ -110,7 +112,7 @@ def _run_one(path, compat, extra, out_json):
         json.dump({"code": int(code), "rows": recorder.rows}, f)
 
 
-def _run_module(root, name, compat, extra):
+def _run_module(root, name, compat, extra, root_dir):
     with tempfile.TemporaryDirectory() as tmp:
         out_json = os.path.join(tmp, "rows.json")
         cmd = [sys.executable, os.path.abspath(__file__), "--child",
@@ -120,6 +122,7 @@ def _run_module(root, name, compat, extra):
         for arg in extra:
             cmd.append("--pytest-arg=" + arg)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root_dir, env.get("PYTHONPATH")]))
         start = time.time()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         seconds = time.time() - start
@@ -138,6 +141,8 @@ def main(argv=None):
                         help="test files relative to tf_slim/ (default: all)")
     parser.add_argument("--no-compat", action="store_true",
                         help="do not import slim_attention (plain tf-slim)")
+    parser.add_argument("--root", default=_REPO,
+                        help="checkout whose slim_attention is imported (default: this one)")
     parser.add_argument("-k", default=None, help="pytest -k expression")
     parser.add_argument("--jobs", type=int, default=1, help="modules run at once")
     parser.add_argument("--json", default=None, help="write every test's outcome here")
@@ -155,7 +160,8 @@ def main(argv=None):
     extra = ["-k", args.k] if args.k else []
     results = {}
     with futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        jobs = [pool.submit(_run_module, root, name, not args.no_compat, extra)
+        jobs = [pool.submit(_run_module, root, name, not args.no_compat, extra,
+                            os.path.abspath(args.root))
                 for name in modules]
         for job in futures.as_completed(jobs):
             name, rows, seconds = job.result()
