@@ -14,7 +14,10 @@ Rules every repair follows:
   attribute or module is never replaced. (The one routing repair,
   :func:`_route_v1_layers_to_tf_keras`, keeps TensorFlow's own lazy-loader
   object and only chooses the target that ``TF_USE_LEGACY_KERAS=1`` would have
-  chosen; it leaves a loader already routed to tf-keras or to Keras 2 alone.)
+  chosen; it leaves a loader already routed to tf-keras or to Keras 2 alone.
+  Likewise :func:`_register_legacy_layers_call_context` wraps the call-context
+  function tf-keras registered with TensorFlow, answering as before for
+  everything but TensorFlow's own legacy layers.)
 * **idempotent** -- :func:`apply` may run any number of times; later runs
   change nothing.
 * applied on ``import slim_attention``.
@@ -23,6 +26,7 @@ Each table entry or function carries a one-line comment: what moved where,
 and since which TensorFlow/NumPy version.
 """
 import builtins
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -51,9 +55,9 @@ _MOVED_ATTRIBUTES = (
     # ops.IndexedSlices -> framework/indexed_slices.py (ops alias gone by TF 2.21).
     ("tensorflow.python.framework.ops", "IndexedSlices",
      "tensorflow.python.framework.indexed_slices", "IndexedSlices"),
-    # control_flow_ops.cond -> ops/cond.py cond (TF 2.14).
+    # control_flow_ops.cond -> ops/cond.py cond (TF 2.14), differentiable after a run as TF1's.
     ("tensorflow.python.ops.control_flow_ops", "cond",
-     "tensorflow.python.ops.cond", "cond"),
+     "slim_attention._compat", "cond_differentiable_after_run"),
     # control_flow_ops.case -> ops/control_flow_case.py case (TF 2.14).
     ("tensorflow.python.ops.control_flow_ops", "case",
      "tensorflow.python.ops.control_flow_case", "case"),
@@ -268,6 +272,173 @@ def _route_v1_layers_to_tf_keras():
             _applied.append("tf.compat.v1 %s -> %s" % (submodule, package))
 
 
+def cond_differentiable_after_run(pred, true_fn=None, false_fn=None, strict=False,
+                                  name=None, fn1=None, fn2=None):
+    """``tf.compat.v1.cond`` whose gradient can still be built after its graph has run.
+
+    What tf-slim (``utils.smart_cond`` for a tensor ``is_training``, metrics,
+    ``tfexample_decoder``) gets as ``control_flow_ops.cond``. TF1's cond
+    (``Switch``/``Merge``) could be differentiated at any time: build, run the
+    forward pass, then add ``minimize`` and train. TF2's cond is one ``If`` op
+    that exposes only its outputs; a gradient built later needs its
+    intermediates as new outputs of an op the session already holds, and fails
+    with "Connecting to invalid output 1 of source node cond ... Try using
+    tf.compat.v1.experimental.output_all_intermediates(True)". This builds the
+    cond with that switch on, for this cond only (Keras layers get the same
+    from TensorFlow). The switch is left as it is when the caller set it
+    (``output_all_intermediates(False)`` wins), inside a ``tf.function`` or XLA
+    context (where TensorFlow never outputs intermediates) and when executing
+    eagerly; under v1 control flow it changes nothing.
+    """
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import cond as cond_lib
+    from tensorflow.python.ops import control_flow_util
+    from tensorflow.python.ops import control_flow_util_v2 as util_v2
+
+    def build():
+        return cond_lib.cond(pred, true_fn=true_fn, false_fn=false_fn, strict=strict,
+                             name=name, fn1=fn1, fn2=fn2)
+
+    if (util_v2._EXPERIMENTAL_OUTPUT_ALL_INTERMEDIATES_OVERRIDE is not None
+            or context.executing_eagerly() or util_v2.in_defun()
+            or control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph())):
+        return build()
+    util_v2._EXPERIMENTAL_OUTPUT_ALL_INTERMEDIATES_OVERRIDE = True
+    try:
+        return build()
+    finally:
+        util_v2._EXPERIMENTAL_OUTPUT_ALL_INTERMEDIATES_OVERRIDE = None
+
+
+def _legacy_layers_call_context():
+    """TensorFlow's in-tree Keras call context, or None if that Keras is gone."""
+    try:
+        from tensorflow.python.keras.engine import base_layer_utils
+    except ImportError:
+        return None
+    return base_layer_utils.call_context
+
+
+def _register_legacy_layers_call_context():
+    """Lets conds built inside ``tensorflow.python.layers`` layers be differentiated later.
+
+    TensorFlow builds a cond inside a Keras layer with all its intermediates as
+    outputs (so a gradient can be added after the graph has run, as with TF1
+    layers); it asks the one call-context function registered in
+    ``keras_deps`` whether a layer is being built. tf-keras registers its own,
+    so layers of the Keras copy still inside TensorFlow --
+    ``tensorflow.python.layers.core.Dropout``, which ``slim.dropout`` uses --
+    are no longer seen, and ``slim.dropout(is_training=placeholder)`` cannot be
+    differentiated once its graph has run. This registers a function that
+    answers with the registered context while it has a layer, else with the
+    in-tree one; every other caller sees the registered context as before.
+    (``keras_deps`` keeps one function; in-tree Keras never registered one.)
+    """
+    from tensorflow.python.util import keras_deps
+    legacy = _legacy_layers_call_context()
+    registered = keras_deps.get_call_context_function()
+    if legacy is None or registered is None or registered is legacy:
+        return
+    if getattr(registered, "_slim_attention_wraps", None) is not None:
+        return  # already this repair
+
+    def call_context():
+        context = registered()
+        if context.layer is None and legacy().layer is not None:
+            return legacy()
+        return context
+
+    call_context._slim_attention_wraps = registered
+    keras_deps.register_call_context_function(call_context)
+    _applied.append("keras_deps call context: + tensorflow.python.keras layers")
+
+
+def _assign_from_checkpoint_with_partitions(original):
+    """tf-slim's ``assign_from_checkpoint``, with partitioned variables restorable again.
+
+    tf-slim cuts a partition out of the checkpoint value with
+    ``value[[slice, ...]]``, an IndexError since NumPy 1.23. Variables that are
+    not partitions go to tf-slim's own function unchanged; each partition is
+    fed its slice, cut with a tuple of slices, through a placeholder and an
+    assign op named as tf-slim names them.
+    """
+    import tensorflow.compat.v1 as tf1
+
+    @functools.wraps(original)
+    def assign_from_checkpoint(model_path, var_list, ignore_missing_vars=False):
+        if isinstance(var_list, (tuple, list)):
+            grouped = {}
+            for var in var_list:
+                grouped.setdefault(original.__globals__["get_variable_full_name"](var),
+                                   []).append(var)
+        else:
+            grouped = {name: list(value) if isinstance(value, (tuple, list)) else [value]
+                       for name, value in var_list.items()}
+        parts = {name: [v for v in group if v._save_slice_info]
+                 for name, group in grouped.items()}
+        if not any(parts.values()):
+            return original(model_path, var_list, ignore_missing_vars)
+        rest = {name: [v for v in group if not v._save_slice_info]
+                for name, group in grouped.items()}
+        assign_op, feed_dict = original(
+            model_path, {name: group for name, group in rest.items() if group},
+            ignore_missing_vars)
+        reader = tf1.train.NewCheckpointReader(model_path)
+        assign_ops = [assign_op]
+        for name, group in parts.items():
+            if not group:
+                continue
+            if not reader.has_tensor(name):
+                if not ignore_missing_vars:
+                    raise ValueError("Checkpoint is missing variable [%s]" % name)
+                _LOG.warning("Checkpoint is missing variable [%s]", name)
+                continue
+            value = reader.get_tensor(name)
+            for var in group:
+                info = var._save_slice_info
+                placeholder = tf1.placeholder(var.dtype.base_dtype, var.get_shape(),
+                                              name="placeholder/" + var.op.name)
+                assign_ops.append(var.assign(placeholder))
+                cut = tuple(slice(start, start + size)
+                            for start, size in zip(info.var_offset, info.var_shape))
+                feed_dict[placeholder] = value[cut].reshape(info.var_shape)
+        return tf1.group(*assign_ops), feed_dict
+
+    return assign_from_checkpoint
+
+
+# tf-slim functions whose own code fails on NumPy 2; no name is missing, so
+# each is wrapped once, and every module holding the original gets the wrapper.
+# (module, function name, factory making the wrapper from the original).
+_REPAIRED_FUNCTIONS = (
+    # assign_from_checkpoint: partitions cut with a list of slices (IndexError since NumPy 1.23).
+    ("tf_slim.ops.variables", "assign_from_checkpoint",
+     _assign_from_checkpoint_with_partitions),
+)
+
+
+def _repair_functions():
+    """Wraps each function of ``_REPAIRED_FUNCTIONS``, in every module holding it."""
+    for module_name, name, factory in _REPAIRED_FUNCTIONS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        original = getattr(module, name, None)
+        if original is None or getattr(original, "_slim_attention_repair", False):
+            continue
+        repaired = factory(original)
+        repaired._slim_attention_repair = True
+        for holder in list(sys.modules.values()):
+            namespace = getattr(holder, "__dict__", None)
+            if (isinstance(namespace, dict) and namespace.get(name) is original
+                    and getattr(holder, "__name__", "").split(".")[0]
+                    in ("tf_slim", "slim_attention")):
+                setattr(holder, name, repaired)
+        _applied.append("%s.%s" % (module_name, name))
+
+
 def _repair_numpy_aliases():
     """Adds back the removed NumPy names of ``_NUMPY_REMOVED_ALIASES``."""
     for name, value in _NUMPY_REMOVED_ALIASES:
@@ -286,7 +457,9 @@ def apply():
     _repair_moved_attributes()
     _repair_moved_packages()
     _route_v1_layers_to_tf_keras()
+    _register_legacy_layers_call_context()
     _repair_numpy_aliases()
+    _repair_functions()
     if _applied:
         _LOG.debug("slim_attention compat: %d repairs applied", len(_applied))
     return list(_applied)
