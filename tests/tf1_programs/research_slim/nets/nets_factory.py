@@ -10,12 +10,13 @@ from tensorflow.contrib.slim.nets import inception
 from tensorflow.contrib.slim.nets import resnet_v1
 from tensorflow.contrib.slim.nets import vgg
 
+from nets import cifarnet
 from nets import resnet_v1_attention
 
 slim = tf.contrib.slim
 
-# nasnet is left out: its module needs tf.contrib.framework at import time.
 networks_map = {
+    'cifarnet': cifarnet.cifarnet,
     'vgg_16': vgg.vgg_16,
     'inception_v1': inception.inception_v1,
     'inception_v3': inception.inception_v3,
@@ -24,6 +25,7 @@ networks_map = {
 }
 
 arg_scopes_map = {
+    'cifarnet': cifarnet.cifarnet_arg_scope,
     'vgg_16': vgg.vgg_arg_scope,
     'inception_v1': inception.inception_v3_arg_scope,
     'inception_v3': inception.inception_v3_arg_scope,
