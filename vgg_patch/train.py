@@ -517,14 +517,16 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps):
                                         collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES],
                                         name=v.op.name.replace("/", "_"))
                   for v in stats]
+    def copy(sources, targets):
+        # DeepCopy: a RefVariable's value shares its buffer, which the next
+        # update would change in place in the copy too.
+        return [t.assign(tf.raw_ops.DeepCopy(x=s.read_value()))
+                for s, t in zip(sources, targets)]
+
     with tf.control_dependencies([apply_op]):
-        g.train_op = tf.group(apply_op, *[c.assign(v.read_value())
-                                          for c, v in zip(copies, stats)],
-                              name="train_op")
-    g.copy_statistics = tf.group(*[c.assign(v.read_value())
-                                   for c, v in zip(copies, stats)])
-    g.restore_statistics = tf.group(*[v.assign(c.read_value())
-                                      for c, v in zip(copies, stats)])
+        g.train_op = tf.group(apply_op, *copy(stats, copies), name="train_op")
+    g.copy_statistics = tf.group(*copy(stats, copies))
+    g.restore_statistics = tf.group(*copy(copies, stats))
 
     tf.compat.v1.summary.scalar("train/loss", g.loss)
     tf.compat.v1.summary.scalar("train/cross_entropy", g.xent)
