@@ -220,5 +220,8 @@ def test_package_import_does_not_load_tensorflow():
     import sys
     code = ('import sys, vgg_patch, vgg_patch.train, vgg_patch.weights; '
             'print("tensorflow" in sys.modules)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    # Without the suite's v1-behaviour hook, which imports TensorFlow itself.
+    env = dict(os.environ, TEST_TF_BEHAVIOR="v2")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True, env=env)
     assert out.stdout.strip() == 'False'

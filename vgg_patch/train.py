@@ -517,6 +517,7 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps):
                                         collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES],
                                         name=v.op.name.replace("/", "_"))
                   for v in stats]
+
     def copy(sources, targets):
         # DeepCopy: a RefVariable's value shares its buffer, which the next
         # update would change in place in the copy too.
