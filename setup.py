@@ -8,15 +8,16 @@ setup(
                  "attention layers, and tensorflow-vgg's VGG19 patched with CBAM."),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.10,<3.14",  # installed and tested: README "Requirements"
     packages=find_packages(exclude=("tests", "tests.*", "bench", "bench.*")),
     install_requires=[
         "tensorflow>=2.16",
         "tf-keras>=2.16",
         "tf-slim==1.1.0",
-        "numpy>=1.23",
+        "numpy>=1.26",
         "pillow>=9",
         "scikit-learn>=1.0",
+        "tensorboard>=2.16,<3",  # TensorFlow 2.21 no longer pulls it in
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={

@@ -13,6 +13,13 @@ but no network. For each network variant:
   224x224 image;
 - peak RSS beyond baseline, and its multiple of the file size;
 - GraphDef MB: ``len(graph.as_graph_def().SerializeToString())``.
+
+vgg_patch is measured in both behaviours TF1 code runs in on TF2 (the
+``behaviour`` column): TF2 behaviour with ``tf.compat.v1`` graphs, and after
+``tf.compat.v1.disable_v2_behavior()`` (v1: ``RefVariable`` by default, v1
+control flow), each against the baseline of its own behaviour. The column is
+read back from TensorFlow in the worker, and ``variables`` says which kind the
+network's variables are.
 """
 import logging
 import os
@@ -26,9 +33,11 @@ import harness
 _LOG = logging.getLogger("bench")
 
 
-def _session_start():
-    """Imports, graph, placeholder, session, a tiny run: TF's baseline."""
+def _session_start(behavior):
+    """Behaviour, imports, graph, placeholder, session, a tiny run: TF's baseline."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    if behavior == "v1":
+        tf.compat.v1.disable_v2_behavior()
     import vgg_patch  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     import slim_attention  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     graph = tf.Graph()
@@ -48,11 +57,33 @@ _VGG_PATCH_VARIANTS = {
     "vgg_patch (attention=None)": {"attention": None},
 }
 
+# (variant, behaviour) in the order measured; each behaviour's baseline first.
+_RUNS = (
+    [("baseline", "v2")] + [(v, "v2") for v in _VGG_PATCH_VARIANTS]
+    + [("baseline", "v1"), ("vgg_patch", "v1"), ("vgg_patch (attention=None)", "v1")])
+BEHAVIORS = ("v2", "v1")
 
-def run_variant(variant, npy):
-    """Measures one variant in this process; returns its row."""
-    tf, graph, rgb, sess = _session_start()
-    row = {"variant": variant}
+
+def _behavior():
+    """'v2' or 'v1', as TensorFlow itself reports it."""
+    from tensorflow.python import tf2  # pylint: disable=import-outside-toplevel
+    return "v2" if tf2.enabled() else "v1"
+
+
+def _variable_kinds(tf):
+    """'resource', 'ref' or 'resource+ref': the graph's global variables."""
+    from tensorflow.python.ops import resource_variable_ops  # pylint: disable=import-outside-toplevel
+    kinds = {"resource" if isinstance(v, resource_variable_ops.ResourceVariable) else "ref"
+             for v in tf.compat.v1.global_variables()}
+    return "+".join(sorted(kinds, reverse=True))
+
+
+def run_variant(variant, npy, behavior="v2"):
+    """Measures one variant in this process, in ``behavior``; returns its row."""
+    if behavior not in BEHAVIORS:
+        raise ValueError("behavior must be one of %s, got %r" % (BEHAVIORS, behavior))
+    tf, graph, rgb, sess = _session_start(behavior)
+    row = {"variant": variant, "behavior": _behavior()}
     if variant == "baseline":
         row["peak_bytes"] = harness.peak_rss_bytes()
         return row
@@ -70,6 +101,7 @@ def run_variant(variant, npy):
         else:
             raise ValueError("unknown build variant %r" % variant)
         init = tf.compat.v1.global_variables_initializer()
+        row["variables"] = _variable_kinds(tf)
     t_build = time.perf_counter()
     graph_def_bytes = len(graph.as_graph_def().SerializeToString())
     t_gd = time.perf_counter()
@@ -92,8 +124,8 @@ def run_variant(variant, npy):
 def run(args):
     """Runs every variant in its own subprocess; returns the rows."""
     if args.variant:
-        return {"row": run_variant(args.variant, args.npy)}
-    variants = ["baseline"] + list(_VGG_PATCH_VARIANTS)
+        return {"row": run_variant(args.variant, args.npy, args.tf_behavior)}
+    runs = list(_RUNS)
     notes = []
     if args.skip_constant:
         notes.append("tensorflow-vgg's tf.constant build skipped (--skip-constant)")
@@ -103,21 +135,26 @@ def run(args):
             notes.append("tensorflow-vgg's tf.constant build skipped: only %.1f GiB "
                          "available (it needs about 9)" % (avail / 2**30))
         else:
-            variants.append("tensorflow-vgg tf.constant")
+            runs.append(("tensorflow-vgg tf.constant", "v2"))
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.py")
     file_bytes = os.path.getsize(args.npy)
     rows = []
-    baseline = None
-    for variant in variants:
-        res, err, _ = harness.run_worker(script, "build",
-                                         ["--variant", variant, "--npy", args.npy])
+    baselines = {}
+    for variant, behavior in runs:
+        res, err, _ = harness.run_worker(
+            script, "build",
+            ["--variant", variant, "--npy", args.npy, "--tf-behavior", behavior])
         if err:
-            notes.append("%s failed: %s" % (variant, err))
+            notes.append("%s (%s) failed: %s" % (variant, behavior, err))
             continue
         row = res["row"]
+        if row["behavior"] != behavior:
+            notes.append("%s: asked for TF %s behaviour, ran in %s"
+                         % (variant, behavior, row["behavior"]))
         if variant == "baseline":
-            baseline = row["peak_bytes"]
+            baselines[behavior] = row["peak_bytes"]
         row["peak_mib"] = harness.mib(row["peak_bytes"])
+        baseline = baselines.get(behavior)
         if baseline is not None and variant != "baseline":
             row["beyond_mib"] = harness.mib(row["peak_bytes"] - baseline)
             row["x_file"] = (row["peak_bytes"] - baseline) / file_bytes

@@ -145,7 +145,8 @@ def _blocks_table(res):
 
 
 def _build_table(res):
-    cols = [("variant", "build"), ("build_s", "graph build s"),
+    cols = [("variant", "build"), ("behavior", "TF behaviour"),
+            ("variables", "variables"), ("build_s", "graph build s"),
             ("init_s", "initializer s"), ("first_s", "to first output s"),
             ("peak_mib", "peak RSS MiB"), ("beyond_mib", "beyond baseline MiB"),
             ("x_file", "x file size"), ("graphdef_mb", "GraphDef MB")]

@@ -21,8 +21,9 @@ Cases (``--only`` takes these names):
   56x56x256, 28x28x512, 14x14x1024, 7x7x2048, against a tutorial-style reference
   written with ``tf.compat.v1.layers``.
 - ``build``: building from the full-size 548 MB npy: wall time, time to first
-  output, peak RSS beyond TensorFlow's baseline, GraphDef size; vgg_patch against
-  tensorflow-vgg's ``tf.constant`` approach (``--skip-constant`` leaves that one
+  output, peak RSS beyond TensorFlow's baseline, GraphDef size; vgg_patch under
+  TF2 behaviour and after ``disable_v2_behavior()`` (each against its own
+  baseline), against tensorflow-vgg's ``tf.constant`` approach (``--skip-constant`` leaves that one
   out: it peaks at about 8 GB).
 - ``bf16``: bfloat16 against float32 for VGG19 inference and training (a
   bench-only bf16 graph, and TensorFlow's oneDNN auto-mixed-precision rewrite),
@@ -71,6 +72,8 @@ def _parse(argv):
     p.add_argument("--json", default=None, help="also write raw results here")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--variant", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--tf-behavior", choices=("v2", "v1"), default="v2",
+                   help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     bad = [c for c in only if c not in CASES]

@@ -146,3 +146,27 @@ def test_winograd_rows_are_paired_with_their_direct_twins():
     assert report.winograd_speedups(by) == [
         ("no-attention", 1, "2.000 [2.000, 2.000]"),
         ("CBAM", 16, "1.500 [1.250, 1.750]")]
+
+
+@pytest.mark.parametrize("behavior", ["v2", "v1"])
+def test_build_worker_runs_in_the_behaviour_it_is_asked_for(behavior):
+    # The build case measures vgg_patch in both TF behaviours; the worker
+    # reports the behaviour TensorFlow itself is in, not the flag it was given.
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.py")
+    res, err, _ = harness.run_worker(
+        script, "build", ["--variant", "baseline", "--npy", "unused.npy",
+                          "--tf-behavior", behavior], timeout=300)
+    assert err is None, err
+    assert res["row"]["variant"] == "baseline"
+    assert res["row"]["behavior"] == behavior
+    assert res["row"]["peak_bytes"] > 0
+
+
+def test_build_table_shows_behaviour_and_variables():
+    import report
+    text = report.render({"machine": {}, "cases": {"build": {"wall_s": 1.0, "error": None, "result": {
+        "file_mb": 548.0, "notes": [], "rows": [
+            {"variant": "vgg_patch", "behavior": "v1", "variables": "resource",
+             "x_file": 1.1, "graphdef_mb": 0.07}]}}}})
+    assert "| build | TF behaviour | variables |" in text
+    assert "| vgg_patch | v1 | resource |" in text

@@ -133,6 +133,56 @@ def test_batch_norm_bool_tensor_updates_only_when_training(graph):
         assert not np.allclose(sess.run(_var('NonLocal/BatchNorm/moving_mean')), before)
 
 
+@pytest.mark.parametrize('dtype', [tf.float32, tf.float64], ids=['fused', 'moments'])
+def test_batch_norm_on_a_bool_tensor_trains_after_a_forward_run(graph, dtype):
+    """CBAM's batch norm on an is_training placeholder: a forward run first,
+    then ``minimize`` is built and run (a TF2 tf.cond could not be
+    differentiated once it had run). The placeholder network computes, and
+    differentiates, bit for bit what the Python-bool networks do, and its
+    moving statistics move only when training -- a non-finite input in
+    inference does not reach them."""
+    x = cases.placeholder(SHAPE, dtype=dtype)
+    is_training = tf1.placeholder(tf.bool, [])
+    kwargs = dict(scope='CBAM', zero_init_last=False)
+    y = slim.convolutional_block_attention_module(x, is_training=is_training, **kwargs)
+    (update,) = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
+    fixed = {mode: slim.convolutional_block_attention_module(
+        x, is_training=mode, reuse=True, **kwargs) for mode in (True, False)}
+    weights = tf1.trainable_variables()
+    moving = [_var('CBAM/SpatialAttention/BatchNorm/moving_' + s) for s in ('mean', 'variance')]
+    value = _random_input(1)
+    # Grappler off: it rewrites the Python-bool graphs' inference batch norm
+    # (1 ulp apart), which would hide whether the placeholder graph selects exactly.
+    config = tf1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    with tf1.Session(config=config) as sess:
+        cases.set_random_weights(sess, tf1.global_variables(), 'CBAM')
+        start = sess.run(moving)
+        for mode in (True, False):
+            np.testing.assert_array_equal(*sess.run([y, fixed[mode]], {x: value, is_training: mode}))
+        broken = value.copy()
+        broken[0, 0, 0, 0] = np.nan
+        sess.run(update, {x: broken, is_training: False})
+        for got, want in zip(sess.run(moving), start):
+            np.testing.assert_array_equal(got, want)
+
+        # Only now: the gradients, and a training step.
+        loss = tf.reduce_mean(tf.square(y))
+        for mode in (True, False):
+            got, want = sess.run([tf.gradients(loss, weights),
+                                  tf.gradients(tf.reduce_mean(tf.square(fixed[mode])), weights)],
+                                 {x: value, is_training: mode})
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+        with tf.control_dependencies([update]):
+            train = tf1.train.GradientDescentOptimizer(0.1).minimize(loss)
+        before = sess.run(loss, {x: value, is_training: True})
+        sess.run(train, {x: value, is_training: True})
+        assert sess.run(loss, {x: value, is_training: True}) < before
+        for got, want in zip(sess.run(moving), start):
+            assert np.all(np.isfinite(got)) and not np.array_equal(got, want)
+
+
 # ------------------------------------------------------------ global context
 @pytest.mark.parametrize('pooling', ['attention', 'avg'])
 @pytest.mark.parametrize('fusion', ['add', 'mul', 'both'])

@@ -12,6 +12,8 @@ import tensorflow as tf
 from slim_attention.attention import _utils
 
 tf1 = tf.compat.v1
+EAGER_ONLY = pytest.mark.tf_behavior(
+    'v2', reason='eager execution, which disable_v2_behavior() turns off')
 
 
 def _args(dtype=tf.float64, biases_initializer=tf1.zeros_initializer(),
@@ -317,6 +319,7 @@ def test_cbam_gates_input_gradient_sums_two_terms(graph, block):
         grad.op.type, [t.op.type for t in grad.op.inputs])
 
 
+@EAGER_ONLY
 @pytest.mark.parametrize('pool', ['mean_pool', 'mean_and_max'])
 def test_pooling_helpers_in_eager_mode(pool):
     # Eager: the graph-mode gradient override does not apply; IdentityN passes
@@ -436,6 +439,7 @@ def test_softmax_attention_numerical_gradient(graph):
             np.testing.assert_allclose(theoretical, numerical, rtol=1e-6, atol=1e-8)
 
 
+@EAGER_ONLY
 def test_softmax_attention_in_eager_mode():
     assert tf.executing_eagerly()
     rng = np.random.RandomState(7)
@@ -480,3 +484,15 @@ def test_attention_pool_gradients_match_the_plain_ops(graph, data_format):
     np.testing.assert_allclose(c, p, rtol=1e-12)
     for got, want in zip(g, pg):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+
+
+def test_static_dim_is_an_int_or_none_in_both_behaviours(graph):
+    # Under disable_v2_behavior() tensor.shape[i] is a Dimension; the blocks
+    # read static sizes through static_dim only.
+    x = tf1.placeholder(tf.float32, [None, 5, None, 3])
+    dims = [_utils.static_dim(x, axis) for axis in range(4)]
+    assert dims == [None, 5, None, 3]
+    assert [type(d) for d in dims] == [type(None), int, type(None), int]
+    assert _utils.static_dim(x.shape, -1) == 3
+    assert _utils.static_dim(np.zeros((2, 7)), 1) == 7
+    assert _utils.static_dim(tf1.placeholder(tf.float32, None), 0) is None

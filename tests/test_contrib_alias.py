@@ -1,14 +1,19 @@
-"""install_contrib_alias(): TF1 code using tf.contrib.slim / tf.contrib.layers runs."""
+"""install_contrib_alias(): TF1 code using tf.contrib names that tf-slim replaced runs."""
+import importlib
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import types
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import slim_attention
+from slim_attention import _contrib_names
+from slim_attention import contrib_alias
 
 # A TF1 script as it was written, except for the usual compat.v1 import, the
 # TF1-behaviour switch and the opt-in call. It prints numbers the test checks
@@ -22,6 +27,10 @@ TF1_SNIPPET = textwrap.dedent("""
         tf.contrib
     except AttributeError:
         print("BEFORE: no tf.contrib")
+    try:
+        import tensorflow.contrib.framework
+    except ModuleNotFoundError:
+        print("BEFORE_IMPORT: no tensorflow.contrib.framework")
     slim_attention.install_contrib_alias()
     tf.disable_v2_behavior()
 
@@ -72,6 +81,7 @@ def test_tf1_snippet_runs_unmodified(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
     assert out["BEFORE"] == "no tf.contrib"  # opt-in: import alone adds nothing
+    assert out["BEFORE_IMPORT"] == "no tensorflow.contrib.framework"
     assert out["SAME_SLIM"] == "True"
     assert out["VGG"] == "tf_slim.nets.vgg"
     # variance_scaling_initializer(factor=2.0, FAN_IN, truncated normal): var = 2 / fan_in.
@@ -84,34 +94,282 @@ def test_tf1_snippet_runs_unmodified(tmp_path):
     assert last < first
 
 
-def test_install_is_idempotent_and_aliases_tf_slim_objects():
+
+# The contrib modules with a table, by their attribute on tf.contrib.
+TABLES = {name[len("tensorflow.contrib."):]: table
+          for name, table in _contrib_names.TABLES.items()
+          if name.count(".") == 2}
+# tf-slim's copies of each TF1 contrib module: a name they define must be
+# the very object the alias gives (a check independent of the table).
+TF_SLIM_COPIES = {
+    "framework": ["tf_slim.ops.arg_scope", "tf_slim.ops.variables",
+                  "tf_slim.ops.framework_ops"],
+    "layers": ["tf_slim.layers"],
+    "losses": ["tf_slim.losses"],
+    "metrics": ["tf_slim.metrics"],
+    "training": ["tf_slim.training.training", "tf_slim.training.evaluation"],
+}
+MAPPED = [(module, name, target) for module, table in sorted(TABLES.items())
+          for name, target in sorted(table.items())
+          if not target.startswith(_contrib_names.MISSING)]
+MISSING = [(module, name, target) for module, table in sorted(TABLES.items())
+           for name, target in sorted(table.items())
+           if target.startswith(_contrib_names.MISSING)]
+MISSING_PACKAGES = sorted(name for name, target in _contrib_names.CONTRIB.items()
+                          if target.startswith(_contrib_names.MISSING))
+
+
+@pytest.fixture(scope="module")
+def contrib():
+    return slim_attention.install_contrib_alias()
+
+
+def _ids(cases):
+    return ["%s.%s" % case[:2] for case in cases]
+
+
+def test_table_counts():
+    """The TF 1.15 API, name by name: how much is mapped and how much raises."""
+    counts = {module: (sum(1 for m, _, _ in MAPPED if m == module),
+                       sum(1 for m, _, _ in MISSING if m == module))
+              for module in TABLES}
+    assert counts == {"framework": (43, 28), "layers": (68, 30), "losses": (15, 0),
+                      "metrics": (57, 0), "training": (13, 15)}
+    assert (len(_contrib_names.CONTRIB), len(MISSING_PACKAGES)) == (73, 67)
+
+
+def test_advice_names_exist_in_this_tensorflow():
+    """Every ``tf.X`` a missing name's message recommends is real here."""
+    recommended = {token.rstrip(".")
+                   for table in _contrib_names.TABLES.values()
+                   for target in table.values() if target.startswith(_contrib_names.MISSING)
+                   for token in re.findall(r"\btf\.[A-Za-z0-9_.]+", target)}
+    assert len(recommended) > 40
+    for token in sorted(recommended):
+        obj = tf
+        for part in token.split(".")[1:]:
+            assert hasattr(obj, part), token
+            obj = getattr(obj, part)
+
+
+@pytest.mark.parametrize("module,name,target", MAPPED, ids=_ids(MAPPED))
+def test_contrib_name_is_the_object_that_replaced_it(contrib, module, name, target):
+    expected = contrib_alias.resolve(target)
+    package = getattr(tf.contrib, module)
+    assert getattr(package, name) is expected
+    assert getattr(getattr(tf.compat.v1.contrib, module), name) is expected
+    namespace = {}
+    exec("from tensorflow.contrib.%s import %s as obj" % (module, name), namespace)
+    assert namespace["obj"] is expected
+    assert name in dir(package)
+    # Only tf-slim, or TensorFlow's public API -- never tensorflow.python.
+    assert target.split(":")[0].split(".")[0] in ("tf_slim", "tensorflow")
+    if target.startswith("tensorflow:"):
+        assert ":" in target and not target.startswith("tensorflow.")
+    for copy_name in TF_SLIM_COPIES[module]:
+        public = _public_names(copy_name)
+        if name in public:
+            assert public[name] is expected, copy_name
+
+
+def _public_names(module_name):
+    """``{name: object}``: a tf-slim module's ``__all__``, or without one, the
+    names its ``__init__`` imports that are not modules."""
+    module = importlib.import_module(module_name)
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [name for name, value in vars(module).items()
+                 if not name.startswith("_") and not isinstance(value, types.ModuleType)
+                 and name not in ("absolute_import", "division", "print_function")]
+    return {name: getattr(module, name) for name in names}
+
+
+@pytest.mark.parametrize("module", ["framework", "metrics", "training"])
+def test_every_public_name_of_tf_slims_copy_is_mapped(contrib, module):
+    """tf-slim's copies of these three export nothing TF1 did not (layers
+    and losses add a few names, reachable from tf_slim / slim_attention)."""
+    mapped = {name for m, name, _ in MAPPED if m == module}
+    for copy_name in TF_SLIM_COPIES[module]:
+        extra = set(_public_names(copy_name)) - mapped
+        assert extra <= {"arg_scope_func_key"}, copy_name
+
+
+@pytest.mark.parametrize("module,name,target", MISSING, ids=_ids(MISSING))
+def test_missing_contrib_name_says_what_replaces_it(contrib, module, name, target):
+    package = getattr(tf.contrib, module)
+    advice = target[len(_contrib_names.MISSING):]
+    assert not hasattr(package, name)
+    with pytest.raises(contrib_alias.ContribNameError) as info:
+        getattr(package, name)
+    assert isinstance(info.value, AttributeError)
+    message = str(info.value)
+    assert "tf.contrib.%s.%s" % (module, name) in message and advice in message
+    with pytest.raises(ImportError) as info:
+        exec("from tensorflow.contrib.%s import %s" % (module, name), {})
+    assert advice in str(info.value)
+    assert name not in dir(package)
+
+
+@pytest.mark.parametrize("name", MISSING_PACKAGES)
+def test_missing_contrib_package_says_what_replaces_it(contrib, name):
+    advice = _contrib_names.CONTRIB[name][len(_contrib_names.MISSING):]
+    assert not hasattr(tf.contrib, name)
+    with pytest.raises(contrib_alias.ContribNameError, match="tf.contrib.%s " % name):
+        getattr(tf.contrib, name)
+    for statement in ("import tensorflow.contrib.%s" % name,
+                      "from tensorflow.contrib import %s" % name,
+                      "import tensorflow.contrib.%s.submodule" % name):
+        with pytest.raises(ModuleNotFoundError) as info:
+            exec(statement, {})
+        assert "tf.contrib.%s was part of TF1's tf.contrib" % name in str(info.value)
+        assert advice in str(info.value)
+
+
+@pytest.mark.parametrize("module", ["framework", "layers", "losses", "metrics",
+                                    "training", "framework.python.ops"])
+def test_name_tf1_never_had_is_a_plain_attribute_error(contrib, module):
+    package = sys.modules["tensorflow.contrib." + module]
+    with pytest.raises(AttributeError) as info:
+        package.no_such_name  # noqa: B018
+    assert type(info.value) is AttributeError
+    assert "'tensorflow.contrib.%s' has no attribute 'no_such_name'" % module in str(info.value)
+    with pytest.raises(ImportError, match="cannot import name 'no_such_name'"):
+        exec("from tensorflow.contrib.%s import no_such_name" % module, {})
+    with pytest.raises(ModuleNotFoundError, match="No module named 'tensorflow.contrib.%s"
+                       % module):
+        exec("import tensorflow.contrib.%s.no_such_name" % module, {})
+
+
+def test_import_forms(contrib):
+    """The ways TF1 code reached these names, research/slim's included."""
     import tf_slim
 
-    contrib = slim_attention.install_contrib_alias()
-    entries = {name: module for name, module in sys.modules.items()
-               if name.startswith("tensorflow.contrib")}
+    namespace = {}
+    exec(textwrap.dedent("""
+        import tensorflow.contrib.slim as slim
+        import tensorflow.contrib.framework as contrib_framework
+        import tensorflow.contrib.slim.nets.resnet_v1 as dotted_resnet_v1
+        import tensorflow.contrib.layers.python.layers.layers as layers_lib
+        from tensorflow.contrib import slim as from_slim, layers, framework
+        from tensorflow.contrib.framework import arg_scope, add_arg_scope
+        from tensorflow.contrib.slim.nets import resnet_v1, vgg, inception
+        from tensorflow.contrib.framework.python.ops import arg_scope as ops_arg_scope
+        from tensorflow.contrib.framework.python.ops import add_arg_scope as ops_add
+        from tensorflow.contrib.framework.python.ops import variables as variables_lib
+        from tensorflow.contrib.layers.python.layers import initializers, regularizers
+        from tensorflow.contrib.layers.python.layers import utils, optimize_loss
+        from tensorflow.contrib.slim.python.slim.nets import resnet_utils
+        from tensorflow.contrib.slim.python.slim.learning import train_step
+        from tensorflow.contrib.slim.python.slim.data import parallel_reader
+        from tensorflow.contrib.losses.python.losses import softmax_cross_entropy
+        from tensorflow.contrib.losses import metric_learning
+        from tensorflow.contrib.metrics.python.ops import metric_ops
+        from tensorflow.contrib.training.python.training import training, evaluation
+    """), namespace)
+    ns = types.SimpleNamespace(**namespace)
+    assert ns.slim is ns.from_slim is slim_attention
+    assert ns.contrib_framework is ns.framework is tf.contrib.framework
+    assert ns.layers is tf.contrib.layers
+    assert ns.arg_scope is ns.ops_arg_scope is tf_slim.arg_scope
+    assert ns.add_arg_scope is ns.ops_add is tf_slim.add_arg_scope
+    assert ns.resnet_v1 is ns.dotted_resnet_v1 is tf_slim.nets.resnet_v1
+    assert ns.vgg is tf_slim.nets.vgg and ns.inception is tf_slim.nets.inception
+    for alias, real in [("variables_lib", "tf_slim.ops.variables"),
+                        ("layers_lib", "tf_slim.layers.layers"),
+                        ("initializers", "tf_slim.layers.initializers"),
+                        ("regularizers", "tf_slim.layers.regularizers"),
+                        ("utils", "tf_slim.layers.utils"),
+                        ("resnet_utils", "tf_slim.nets.resnet_utils"),
+                        ("parallel_reader", "tf_slim.data.parallel_reader"),
+                        ("metric_learning", "tf_slim.losses.metric_learning"),
+                        ("metric_ops", "tf_slim.metrics.metric_ops"),
+                        ("training", "tf_slim.training.training"),
+                        ("evaluation", "tf_slim.training.evaluation")]:
+        assert getattr(ns, alias) is sys.modules[real], alias
+    assert ns.optimize_loss is tf_slim.optimize_loss
+    assert ns.train_step is tf_slim.learning.train_step
+    assert ns.softmax_cross_entropy is tf_slim.losses.softmax_cross_entropy
+    # An import below a tf-slim module never loads a second copy of a file.
+    with pytest.raises(ModuleNotFoundError, match="does not provide it"):
+        exec("import tensorflow.contrib.slim.nets.nasnet", {})
+    assert not [name for name, module in sys.modules.items()
+                if name.startswith("tensorflow.contrib") and module is not None
+                and getattr(module, "__file__", None)
+                and not module.__name__.startswith(("tf_slim", "slim_attention"))]
+
+
+def test_module_level_contrib_name_like_nasnet(contrib, tmp_path, monkeypatch, graph):
+    """research/slim's nasnet_utils reads tf.contrib.framework.arg_scope at import."""
+    (tmp_path / "nasnet_like.py").write_text(textwrap.dedent("""
+        import tensorflow.compat.v1 as tf
+
+        arg_scope = tf.contrib.framework.arg_scope
+        slim = tf.contrib.slim
+
+        @tf.contrib.framework.add_arg_scope
+        def stem(inputs, num_outputs, stride=1, scope=None):
+            return slim.conv2d(inputs, num_outputs, [3, 3], stride=stride, scope=scope)
+
+        def build(images):
+            with arg_scope([stem], stride=2):
+                return stem(images, 4, scope="stem")
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("nasnet_like")
+    import tf_slim
+    assert module.arg_scope is tf_slim.arg_scope
+    net = module.build(tf.compat.v1.placeholder(tf.float32, [1, 8, 8, 3]))
+    assert net.shape.as_list() == [1, 4, 4, 4]  # stride 2 from the arg_scope
+
+
+def _alias_state():
+    contrib_modules = {name: module for name, module in sys.modules.items()
+                       if name.startswith("tensorflow.contrib")}
+    attributes = {name: dict(vars(module)) for name, module in contrib_modules.items()
+                  if isinstance(module, contrib_alias._ContribModule)}
+    namespaces = {ns.__name__: ns.contrib for ns in contrib_alias._tensorflow_namespaces()}
+    return contrib_modules, attributes, namespaces, list(sys.meta_path)
+
+
+def test_install_is_idempotent_and_aliases_tf_slim_objects(contrib):
+    import tf_slim
+
+    before = _alias_state()
     assert slim_attention.install_contrib_alias() is contrib
-    assert {name: module for name, module in sys.modules.items()
-            if name.startswith("tensorflow.contrib")} == entries
-    assert sorted(entries) == ["tensorflow.contrib", "tensorflow.contrib.layers",
-                               "tensorflow.contrib.slim", "tensorflow.contrib.slim.nets"]
+    assert _alias_state() == before
+    assert sum(getattr(f, "_slim_attention_contrib_finder", False)
+               for f in sys.meta_path) == 1
     assert tf.contrib is contrib and tf.compat.v1.contrib is contrib
+    assert {"tensorflow.contrib", "tensorflow.contrib.slim", "tensorflow.contrib.slim.nets",
+            "tensorflow.contrib.framework", "tensorflow.contrib.layers",
+            "tensorflow.contrib.losses", "tensorflow.contrib.metrics",
+            "tensorflow.contrib.training"} <= set(before[0])
+    assert contrib.slim is slim_attention
     assert contrib.slim.conv2d is tf_slim.conv2d
     assert contrib.layers.xavier_initializer is tf_slim.xavier_initializer
     assert contrib.layers.l2_regularizer is tf_slim.l2_regularizer
     assert (contrib.layers.variance_scaling_initializer
             is tf_slim.variance_scaling_initializer)
+    assert contrib.framework.arg_scope is tf_slim.arg_scope
+    assert contrib.training.train is tf_slim.training.train
+    assert contrib.losses.softmax_cross_entropy is tf_slim.losses.softmax_cross_entropy
+    assert contrib.metrics.streaming_accuracy is tf_slim.metrics.streaming_accuracy
+    # Nothing was added to tf-slim's or slim_attention's own modules.
+    assert not hasattr(slim_attention, "python") and not hasattr(tf_slim.nets, "python")
 
 
 def test_install_never_replaces_an_existing_contrib(monkeypatch):
-    """A pre-existing tensorflow.contrib (module and attribute) is kept; only
-    its missing names are added."""
+    """A pre-existing tensorflow.contrib (module and attribute) and a
+    pre-existing contrib submodule are kept; only the missing names are added."""
     existing = types.ModuleType("tensorflow.contrib")
     existing.layers = sentinel_layers = types.ModuleType("user_layers")
+    user_framework = types.ModuleType("tensorflow.contrib.framework")
+    user_framework.arg_scope = sentinel_arg_scope = object()
     monkeypatch.setitem(sys.modules, "tensorflow.contrib", existing)
-    for name in ("tensorflow.contrib.slim", "tensorflow.contrib.slim.nets",
-                 "tensorflow.contrib.layers"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, "tensorflow.contrib.framework", user_framework)
+    for name in [name for name in sys.modules
+                 if name.startswith("tensorflow.contrib.") and name != "tensorflow.contrib.framework"]:
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(tf, "contrib", existing, raising=False)
     monkeypatch.setattr(tf.compat.v1, "contrib", existing, raising=False)
 
@@ -119,3 +377,40 @@ def test_install_never_replaces_an_existing_contrib(monkeypatch):
     assert tf.contrib is existing and tf.compat.v1.contrib is existing
     assert existing.layers is sentinel_layers  # kept, not replaced
     assert existing.slim is slim_attention  # the missing name was added
+    assert existing.framework is user_framework
+    assert user_framework.arg_scope is sentinel_arg_scope
+    assert not hasattr(user_framework, "add_arg_scope")  # a user's module is not filled
+    assert sys.modules["tensorflow.contrib.framework"] is user_framework
+    import tf_slim
+    assert existing.training.create_train_op is tf_slim.training.create_train_op
+
+
+def test_tf1_program_using_contrib_names(tmp_path):
+    """tests/tf1_programs/contrib_names: train writes a checkpoint with
+    tf.contrib.training.train, eval restores it and reports accuracy."""
+    program = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "tf1_programs", "contrib_names")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    train_dir = str(tmp_path / "train")
+
+    def run(script):
+        result = subprocess.run(
+            [sys.executable, os.path.join(program, script), "--train_dir", train_dir],
+            capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return dict(line.split(": ", 1) for line in result.stdout.splitlines()
+                    if ": " in line)
+
+    train = run("train.py")
+    assert int(train["STEPS"]) == 60
+    assert float(train["FINAL_LOSS"]) < 0.5 * float(train["FIRST_LOSS"])
+    assert train["CHECKPOINT"] == os.path.join(train_dir, "model.ckpt-60")
+    assert os.path.exists(train["CHECKPOINT"] + ".index")
+
+    evaluation = run("eval.py")
+    restored, count = evaluation["RESTORED"].split()
+    assert restored == "True" and int(count) == 7  # conv, batch norm (3), fc (2), temperature
+    accuracy = float(evaluation["ACCURACY"])
+    assert accuracy == float(evaluation["NUMPY_ACCURACY"])
+    assert accuracy == float(evaluation["EVALUATE_ONCE_ACCURACY"])
+    assert accuracy >= 0.9  # the easy task, held-out data; chance is 0.5

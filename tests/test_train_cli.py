@@ -131,8 +131,9 @@ def test_summaries_hold_loss_accuracy_lr_and_attention_images(first_run):
     tags, images = set(), []
     for name in os.listdir(first_run["dir"]):
         if name.startswith("events.out.tfevents"):
+            # summary_iterator reads without eager execution (both TF behaviours)
             for event in tf.compat.v1.train.summary_iterator(
-                    os.path.join(first_run["dir"], name)):  # any TF behaviour
+                    os.path.join(first_run["dir"], name)):
                 for value in event.summary.value:
                     tags.add(value.tag)
                     if value.HasField("image"):
@@ -140,7 +141,8 @@ def test_summaries_hold_loss_accuracy_lr_and_attention_images(first_run):
     assert {"train/loss", "train/accuracy", "train/learning_rate",
             "validation/accuracy"} <= tags
     assert any(t.startswith("validation/attention_map") for t in tags)
-    assert images and images[0].width == 64 and images[0].height == 32
+    # One figure per validation (vgg_patch.figure, as predict draws it): 2 rows.
+    assert images and images[0].width > 3 * 224 and images[0].height > 2 * 224
 
 
 def test_export_loads_back_into_vgg19(first_run, graph):
@@ -179,7 +181,7 @@ def test_predict_prints_top_classes_and_draws_attention(first_run, data_dir, tmp
     assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-3
     assert sorted(line.split()[1] for line in lines[1:4]) == sorted(CLASSES)
     figure = np.asarray(Image.open(out_png))
-    assert figure.shape == (2 * 224, 2 * 224, 3)
+    assert figure.shape[1] > 3 * 224 and figure.shape[0] > 2 * 224  # 2 rows of 3 panels
     assert "attention map 1x1" in err  # 32 px -> pool5 is 1x1
     # The same weights with class names from a synset file and an explicit size.
     synset = tmp_path / "synset.txt"

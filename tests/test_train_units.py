@@ -3,6 +3,7 @@ progress bar. Fast: no network is trained here (see test_train_cli.py)."""
 import io
 import math
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -225,3 +226,14 @@ def test_package_import_does_not_load_tensorflow():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          check=True, env=env)
     assert out.stdout.strip() == 'False'
+
+
+def test_tensorboard_command_works_from_the_users_shell(monkeypatch, tmp_path):
+    """The trainer's last line names a TensorBoard the user's shell can start:
+    plain ``tensorboard`` on PATH, else the one beside this Python (run.py's
+    .venv, not activated)."""
+    bin_dir = os.path.dirname(sys.executable)
+    monkeypatch.setenv("PATH", bin_dir)
+    assert train.tensorboard_command() == "tensorboard"
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert train.tensorboard_command() == os.path.join(bin_dir, "tensorboard")

@@ -4,6 +4,7 @@ import logging
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.ops import resource_variable_ops
 
 from vgg_patch import Vgg19, WeightsFileError
 
@@ -37,8 +38,14 @@ def _images(n=2, size=224, seed=0):
 
 
 def _keras_logits(images, seed=0):
-    """tf.keras' VGG19 with the fixture's weights, on caffe-preprocessed images."""
-    model = tf.keras.applications.VGG19(weights=None, classifier_activation=None)
+    """Keras' VGG19 with the fixture's weights, on caffe-preprocessed images.
+
+    tf-keras (Keras 2), whose ``predict`` runs in both TensorFlow behaviours;
+    Keras 3 (``tf.keras``) needs eager execution, which
+    ``disable_v2_behavior()`` turns off.
+    """
+    import tf_keras  # pylint: disable=import-outside-toplevel
+    model = tf_keras.applications.VGG19(weights=None, classifier_activation=None)
     conv = iter(name for name in VGG19_SHAPES if name.startswith('conv'))
     for layer in model.layers:
         if layer.name.startswith('block') and 'conv' in layer.name:
@@ -48,8 +55,8 @@ def _keras_logits(images, seed=0):
         else:
             continue
         layer.set_weights([make_array(name, 0, seed), make_array(name, 1, seed)])
-    bgr = tf.keras.applications.vgg19.preprocess_input(images * 255.0)  # caffe: BGR, mean
-    return np.asarray(model(bgr, training=False))
+    bgr = tf_keras.applications.vgg19.preprocess_input(images * 255.0)  # caffe: BGR, mean
+    return np.asarray(model.predict(bgr, verbose=0))
 
 
 def test_logits_match_keras_vgg19_with_attention_off(vgg19_npy):
@@ -299,6 +306,59 @@ def test_cbam_batch_norm_updates_follow_train_mode(graph):
         assert sess.run(mean)[0] == 0.0
         sess.run(updates, {rgb: _images(2, 32), mode: True})
         assert sess.run(mean)[0] != 0.0
+
+
+def test_every_variable_is_a_resource_variable_in_both_behaviours(graph, tf_behavior):
+    # Under disable_v2_behavior() tf.compat.v1.Variable and slim's model_variable
+    # make RefVariables, whose initializer copies the buffer read from the file.
+    vgg = Vgg19(None, num_classes=5)
+    vgg.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]), tf1.placeholder(tf.bool, []))
+    assert len(tf1.global_variables()) == 2 * len(VGG19_SHAPES) + 9
+    assert set(tf1.global_variables()) == set(vgg.var_dict.values())
+    for var in tf1.global_variables():
+        assert isinstance(var, resource_variable_ops.ResourceVariable), (tf_behavior, var)
+
+
+def test_static_shapes_read_as_ints_in_both_behaviours(graph):
+    # The call that crashed under disable_v2_behavior() (Dimension arithmetic),
+    # and the messages, which print shapes the same way in both behaviours.
+    vgg = Vgg19(None, attention=None, trainable=False, num_classes=3)
+    vgg.build(tf1.placeholder(tf.float32, [2, 33, 64, 3]))
+    assert vgg.var_dict[('fc6', 0)].shape.as_list() == [2 * 2 * 512, 4096]
+    assert vgg.fc8.shape.as_list() == [2, 3]
+    with pytest.raises(ValueError, match=r'static input height and width; rgb has shape '
+                                         r'\(None, None, None, 3\)'):
+        Vgg19(None).build(tf1.placeholder(tf.float32, [None, None, None, 3]))
+    with pytest.raises(ValueError, match=r'got shape \(1, 32, 32, None\)'):
+        Vgg19(None).build(tf1.placeholder(tf.float32, [1, 32, 32, None]))
+
+
+def test_train_after_a_forward_run_with_a_train_mode_placeholder(graph):
+    # tensorflow-vgg's test_vgg19_trainable.py: build with a train_mode
+    # placeholder, run prob, THEN build the optimizer and train. A TF2 tf.cond
+    # on train_mode could not be differentiated once it had run.
+    tf1.set_random_seed(0)
+    rgb = tf1.placeholder(tf.float32, [2, 32, 32, 3])
+    labels = tf1.placeholder(tf.float32, [2, 4])
+    train_mode = tf1.placeholder(tf.bool, [])
+    vgg = Vgg19(None, num_classes=4)
+    vgg.build(rgb, train_mode)
+    images, onehot = _images(2, 32), np.eye(4, dtype=np.float32)[[1, 3]]
+    moving_mean = vgg.var_dict[('cbam_0', 'SpatialAttention/BatchNorm/moving_mean')]
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        first = sess.run(vgg.prob, {rgb: images, train_mode: False})
+        cost = tf.reduce_sum((vgg.prob - labels) ** 2)
+        with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
+            train = tf1.train.GradientDescentOptimizer(0.0001).minimize(cost)
+        feed = {rgb: images, labels: onehot, train_mode: True}
+        before = sess.run(cost, {rgb: images, labels: onehot, train_mode: False})
+        sess.run(train, feed)
+        after = sess.run(cost, {rgb: images, labels: onehot, train_mode: False})
+        assert sess.run(moving_mean)[0] != 0.0  # CBAM's batch norm trained too
+        # the first run was not disturbed by what was built after it
+        assert first.shape == (2, 4) and np.isfinite(after)
+    assert after != before
 
 
 def test_bad_files_fail_in_the_constructor(tmp_path):

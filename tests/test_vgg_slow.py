@@ -6,6 +6,12 @@ Measured: build (parse + graph), ``global_variables_initializer`` and the first
 output (batch 1, 224 x 224) -- wall time, peak RSS beyond the baseline, and the
 GraphDef's size. Targets (issue 6): peak beyond baseline <= 1.5 x the file,
 GraphDef < 1 MB.
+
+The measuring interpreter runs in the suite's TF behaviour (with
+``--tf-behavior=v1`` it starts with ``disable_v2_behavior()``, through
+tests/v1_behavior), reports the behaviour TensorFlow is really in and the
+kind of the network's variables, and the test checks both: under v1 a
+``RefVariable`` would copy each buffer read from the file.
 """
 import json
 import os
@@ -22,6 +28,7 @@ MEASURE = textwrap.dedent('''
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
     import tensorflow as tf
+    from tensorflow.python import tf2
     from vgg_patch import Vgg19
 
     def status(key):
@@ -46,6 +53,7 @@ MEASURE = textwrap.dedent('''
         vgg = Vgg19(sys.argv[1])
         vgg.build(rgb, train_mode=tf.constant(False))
         built = time.perf_counter() - t0
+        kinds = sorted({type(v).__name__ for v in tf1.global_variables()})
         graph_def = len(graph.as_graph_def().SerializeToString())
         sess = tf1.Session()
         sess.run(tf1.global_variables_initializer())
@@ -58,12 +66,14 @@ MEASURE = textwrap.dedent('''
         baseline_mb=base / 2**20, peak_beyond_baseline_init_mb=peak_init / 2**20,
         peak_beyond_baseline_mb=(status("VmHWM") - base) / 2**20,
         graph_def_bytes=graph_def, file_mb=os.path.getsize(sys.argv[1]) / 2**20,
-        prob_sum=float(prob.sum()), params=vgg.get_var_count())))
+        prob_sum=float(prob.sum()), params=vgg.get_var_count(),
+        behavior="v2" if tf2.enabled() else "v1", variable_types=kinds)))
 ''')
 
 
 @pytest.mark.slow
-def test_build_from_full_size_npy_wall_time_and_peak_memory(tmp_path_factory, record_property):
+def test_build_from_full_size_npy_wall_time_and_peak_memory(tmp_path_factory, record_property,
+                                                           tf_behavior):
     path = full_size_npy(tmp_path_factory)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
     done = subprocess.run([sys.executable, '-c', MEASURE, path], capture_output=True,
@@ -74,6 +84,8 @@ def test_build_from_full_size_npy_wall_time_and_peak_memory(tmp_path_factory, re
         record_property(key, value)
     print('\nvgg19.npy (%.0f MB) build+init+first output: %s'
           % (result['file_mb'], json.dumps(result)))
+    assert result['behavior'] == tf_behavior  # measured in the suite's behaviour
+    assert result['variable_types'] == ['ResourceVariable']
     assert result['file_mb'] > 540
     assert abs(result['prob_sum'] - 1.0) < 1e-4
     assert result['graph_def_bytes'] < 1 << 20

@@ -4,6 +4,7 @@ import os
 import struct
 import pickle
 import pickletools
+import re
 
 import numpy as np
 import pytest
@@ -12,8 +13,9 @@ from numpy.lib import format as npy_format
 from vgg_patch import weights as wl
 from vgg_patch.weights import WeightsFile, WeightsFileError
 
-from vgg_fixtures import (VGG19_SHAPES, make_layer, write_indexed_npy,
-                          write_python2_npy)
+from vgg_fixtures import (HOSTILE_FILES, TINY_SHAPES, VGG19_SHAPES, load_in_subprocess,
+                          make_layer,
+                          write_indexed_npy, write_object_npy, write_python2_npy)
 
 SMALL_SHAPES = {'conv1_1': ((3, 3, 3, 64), (64,)), 'fc8': ((64, 10), (10,)),
                 'tiny': ((2, 2), (3,))}
@@ -28,15 +30,6 @@ def _opcodes(path):
         npy_format.read_magic(f)
         npy_format.read_array_header_1_0(f)
         return [(op.name, arg) for op, arg, _ in pickletools.genops(f)]
-
-
-def _object_npy(path, pickle_bytes):
-    """A .npy whose header says 'pickled object' followed by ``pickle_bytes``."""
-    with open(path, 'wb') as f:
-        npy_format.write_array_header_1_0(
-            f, {'descr': '|O', 'fortran_order': False, 'shape': ()})
-        f.write(pickle_bytes)
-    return str(path)
 
 
 # --------------------------------------------------------------------------
@@ -180,7 +173,7 @@ def _system_pickle(target, module=b'os'):
 
 def test_crafted_pickle_is_refused_and_does_not_run(tmp_path):
     target = tmp_path / 'pwned'
-    path = _object_npy(tmp_path / 'evil.npy', _system_pickle(str(target).encode()))
+    path = write_object_npy(tmp_path / 'evil.npy', _system_pickle(str(target).encode()))
     with pytest.raises(WeightsFileError) as info:
         WeightsFile(path)
     message = str(info.value)
@@ -201,7 +194,7 @@ def test_crafted_pickle_is_refused_and_does_not_run(tmp_path):
      'builtins.exec'),
 ])
 def test_every_other_global_is_refused(tmp_path, payload, refused):
-    path = _object_npy(tmp_path / 'evil.npy', payload)
+    path = write_object_npy(tmp_path / 'evil.npy', payload)
     with pytest.raises(WeightsFileError, match=r"refused.*'%s'" % refused.replace('.', r'\.')):
         WeightsFile(path)
 
@@ -210,18 +203,18 @@ def test_array_reconstruction_cannot_be_abused(tmp_path):
     # _reconstruct applied to something other than numpy.ndarray
     payload = (b'\x80\x02cnumpy.core.multiarray\n_reconstruct\n(U\x01aK\x00\x85U\x01btR.')
     with pytest.raises(WeightsFileError, match='truncated or corrupt'):
-        WeightsFile(_object_npy(tmp_path / 'a.npy', payload))
+        WeightsFile(write_object_npy(tmp_path / 'a.npy', payload))
     # numpy.ndarray itself is not callable here
     payload = b'\x80\x02cnumpy\nndarray\n(K\x03\x85tR.'
     with pytest.raises(WeightsFileError, match='truncated or corrupt'):
-        WeightsFile(_object_npy(tmp_path / 'b.npy', payload))
+        WeightsFile(write_object_npy(tmp_path / 'b.npy', payload))
     # BUILD cannot rewrite the allowed globals (here: a function's defaults)
     for target in (b'cnumpy.core.multiarray\n_reconstruct\n', b'c_codecs\nencode\n',
                    b'cnumpy\nndarray\n', b'cnumpy\ndtype\n'):
         # target, (None, {'__defaults__': ('x', 'y')}), BUILD
         payload = (b'\x80\x02' + target + b'N}U\x0c__defaults__U\x01xU\x01y\x86s\x86b.')
         with pytest.raises(WeightsFileError, match='truncated or corrupt'):
-            WeightsFile(_object_npy(tmp_path / 'c.npy', payload))
+            WeightsFile(write_object_npy(tmp_path / 'c.npy', payload))
     assert wl._latin1_encode.__defaults__ == ('utf-8', 'strict')  # pylint: disable=protected-access
 
 
@@ -320,3 +313,168 @@ def test_unpickler_refuses_persistent_ids_and_stays_restricted():
         wl.SafeUnpickler(io.BytesIO(b'\x80\x02U\x01xQ.')).load()  # BINPERSID
     with pytest.raises(wl._Refused):  # pylint: disable=protected-access
         wl.SafeUnpickler(io.BytesIO(pickle.dumps(os.getcwd, protocol=2))).load()
+
+
+# --------------------------------------------------------------------------
+# Hostile files: bounded time and memory, one line
+# --------------------------------------------------------------------------
+HOSTILE_MESSAGES = {
+    'billion_laughs': "layer 'conv1_1' holding non-arrays",
+    'deep_tuple': 'tuples nested more than 64 deep',
+    'codec_name': "_codecs.encode with error handler 'nope'",
+    'int64_overflow_shape': r'shape \(4611686018427387904, 4\) is larger than any file',
+    'sparse_4tb': r'reading all 5 arrays needs 4\.4 TB of memory, more than this process can have',
+}
+
+
+@pytest.mark.parametrize('name', sorted(HOSTILE_FILES))
+def test_hostile_file_gives_one_line_within_1s_and_100mb(tmp_path, name):
+    # Before: billion_laughs grew past 2.4 GB, deep_tuple crashed the
+    # interpreter (SIGSEGV hashing the key), the others raised bare
+    # LookupError / ValueError / MemoryError. Each runs in a fresh interpreter
+    # under a 1 GB address-space cap, so a regression cannot take pytest down.
+    try:
+        path = HOSTILE_FILES[name](str(tmp_path / (name + '.npy')))
+    except OSError as e:  # a file system without 4 TB sparse files
+        pytest.skip('cannot write %s here: %s' % (name, e))
+    results, failure = load_in_subprocess([path], memory_cap_mb=1024, case_seconds=10)
+    assert failure is None, failure
+    (result,) = results
+    assert result['outcome'] == 'WeightsFileError', result
+    message = result['message']
+    assert message.startswith(path) and '\n' not in message, message
+    assert re.search(HOSTILE_MESSAGES[name], message), message
+    assert result['seconds'] < 1.0, result
+    assert result['peak_bytes'] < 100 << 20, result
+
+
+def _tiny_py2(tmp_path):
+    return write_python2_npy(str(tmp_path / 'tiny.npy'),
+                             {n: make_layer(n, seed=1, shapes=TINY_SHAPES) for n in TINY_SHAPES})
+
+
+@pytest.mark.parametrize('key, kind', [
+    (b')\x85', r'tuple \(a tuple of 1 items\)'),
+    (b'G?\xf0\x00\x00\x00\x00\x00\x00', r'float \(1\.0\)'),
+    (b'\x8a\x09' + b'\x01' * 9, r'int \(an int of 65 bits\)'), (b'N', 'NoneType')])
+def test_dict_keys_are_str_or_int_before_they_are_hashed(tmp_path, key, kind):
+    # Hashing a crafted key recursed in C (deep tuples) or collided (floats,
+    # big ints); weights files only have str and small int keys.
+    for body in (b'\x80\x02}' + key + b'K\x00s.', b'\x80\x02}(' + key + b'K\x00u.',
+                 b'\x80\x02(' + key + b'K\x00d.'):
+        with pytest.raises(WeightsFileError, match='a dict key of type %s' % kind):
+            WeightsFile(write_object_npy(tmp_path / 'k.npy', body))
+
+
+def test_sets_marks_and_lists_are_refused_when_nested_too_deep(tmp_path):
+    for body, problem in ((b'\x80\x04\x8f.', 'a set'), (b'\x80\x04(K\x01\x91.', 'a set'),
+                          (b'\x80\x02' + b'(' * 100000 + b'.', 'MARKs nested more than 64'),
+                          (b'\x80\x02}U\x07conv1_1' + b']' * 5000 + b'a' * 4999 + b's.',
+                           'lists nested more than 64 deep'),
+                          (b'\x80\x02}' + b'U\x01k}' * 5000 + b's' * 5000 + b'.',
+                           'dicts nested more than 64 deep'),
+                          # nested through a list changed after it was put in
+                          # another: caught when the tree is walked
+                          (b'\x80\x02}U\x07conv1_1]r\x00\x00\x00\x00' + b''.join(
+                              b'j' + struct.pack('<I', i) + b']r' + struct.pack('<I', i + 1)
+                              + b'a0' for i in range(100)) + b's.',
+                           'containers nested more than 64 deep')):
+        with pytest.raises(WeightsFileError, match=problem) as info:
+            WeightsFile(write_object_npy(tmp_path / 's.npy', body))
+        assert '\n' not in str(info.value)
+
+
+def test_self_containing_list_is_refused(tmp_path):
+    body = b'\x80\x02}U\x07conv1_1]q\x00h\x00as.'  # L = []; L.append(L)
+    with pytest.raises(WeightsFileError, match='a list that contains itself'):
+        WeightsFile(write_object_npy(tmp_path / 'c.npy', body))
+
+
+def test_shared_arrays_are_read_once_and_shared_payloads_refused(tmp_path):
+    # {'fc8': L, 'fc9': L} where L is one [W, b] list: np.load gives one list
+    # for both keys; so does load_weights, reading each array once.
+    tiny = open(_tiny_py2(tmp_path), 'rb').read()
+    start = tiny.index(b'U\x03fc8')
+    shared = bytearray(tiny)
+    shared[start:start + 5] = b'U\x03fc8'  # unchanged key, then memoize its list
+    list_at = start + 5
+    assert shared[list_at:list_at + 2] == b']('
+    shared[list_at:list_at + 1] = b']q\xf0'
+    shared[-5:-5] = b'U\x03fc9h\xf0'  # 'fc9': the same list, before SETITEMS
+    path = tmp_path / 'shared.npy'
+    path.write_bytes(bytes(shared))
+    ref = np.load(str(path), encoding='latin1', allow_pickle=True).item()
+    assert ref['fc9'] is ref['fc8']
+    loaded = wl.load_weights(str(path))
+    assert loaded['fc9'][0] is loaded['fc8'][0] and loaded['fc9'][1] is loaded['fc8'][1]
+    np.testing.assert_array_equal(loaded['fc8'][0], ref['fc8'][0])
+    # One payload (a 4 KiB bytes object, memoized) behind two arrays would let
+    # a small file describe any number of copies: refused.
+    payload = b'\x00' * 4096
+    array = (b'cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R'
+             b'(K\x01M\x00\x04\x85cnumpy\ndtype\nU\x02f4K\x00K\x01\x87R'
+             b'(K\x03U\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89%stb')
+    body = (b'\x80\x02}U\x07conv1_1](' + array % (b'B\x00\x10\x00\x00' + payload + b'q\x07')
+            + array % b'h\x07' + b'es.')
+    with pytest.raises(WeightsFileError, match='two arrays share one payload'):
+        WeightsFile(write_object_npy(tmp_path / 'p.npy', body))
+
+
+def test_dtype_is_a_copy_and_its_state_is_checked(tmp_path):
+    # numpy.dtype('f4', 0, 0) is NumPy's shared float32; BUILD must not reach it.
+    big_endian = (b'cnumpy\ndtype\nU\x02f4K\x00K\x00\x87R'
+                  b'(K\x03U\x01>NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb')
+    array = (b'cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R'
+             b'(K\x01K\x02\x85' + big_endian + b'\x89C\x08' + np.arange(2, dtype='>f4').tobytes()
+             + b'tb')
+    path = write_object_npy(tmp_path / 'be.npy', b'\x80\x03}U\x07conv1_1]' + array + b'as.')
+    np.testing.assert_array_equal(wl.load_weights(path)['conv1_1'][0], [0, 1])
+    assert np.dtype('f4').byteorder == '=' and np.float32(1).dtype.isnative
+    bad_states = [b'(K\x03U\x01<N}NJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb',  # fields
+                  b'(K\x07U\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb',  # version
+                  b'(K\x03U\x01<NNNJ\xff\xff\xff\xffK\x03K\x00tb',  # alignment 3
+                  b'K\x03b']  # not a tuple
+    for state in bad_states:
+        body = b'\x80\x02cnumpy\ndtype\nU\x02f4K\x00K\x01\x87R' + state + b'.'
+        with pytest.raises(WeightsFileError, match='bad dtype state'):
+            WeightsFile(write_object_npy(tmp_path / 'd.npy', body))
+    for args in (b'U\x04f4,i', b']U\x01aU\x02f4\x86a', b'U\x02f4K\x02'):  # fields, align 2
+        body = b'\x80\x02cnumpy\ndtype\n(' + args + b'tR.'
+        with pytest.raises(WeightsFileError, match=r'numpy\.dtype\('):
+            WeightsFile(write_object_npy(tmp_path / 'd.npy', body))
+
+
+def test_lengths_beyond_the_file_are_refused_before_allocating(tmp_path):
+    # A .npy 2.0 header may say 4 GB long; frames and strings may claim anything.
+    header = b'\x93NUMPY\x02\x00' + struct.pack('<I', 2 ** 32 - 1) + b'{'
+    path = tmp_path / 'h.npy'
+    path.write_bytes(header)
+    with pytest.raises(WeightsFileError, match='not a readable .npy header.*past the end'):
+        WeightsFile(str(path))
+    for body in (b'\x80\x04\x95' + struct.pack('<Q', 2 ** 62) + b'N.',  # FRAME
+                 b'\x80\x04\x8d' + struct.pack('<Q', 2 ** 40) + b'abc',  # BINUNICODE8
+                 b'\x80\x04\x8b' + struct.pack('<i', 2 ** 31 - 1)):  # LONG4
+        with pytest.raises(WeightsFileError, match='ends early.*past the end'):
+            WeightsFile(write_object_npy(tmp_path / 'l.npy', body))
+
+
+def test_unterminated_header_is_corrupt(tmp_path):
+    # Found by the fuzz test: NumPy's header parser raised tokenize.TokenError.
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (".ljust(117) + b'\n'
+    path = tmp_path / 'u.npy'
+    path.write_bytes(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(header)) + header + b'\x80\x02.')
+    with pytest.raises(WeightsFileError, match='not a readable .npy header: TokenError'):
+        WeightsFile(str(path))
+
+
+def test_names_in_messages_are_one_short_line(tmp_path):
+    np.save(str(tmp_path / 'n.npy'), {'conv1_1\nfake line': [np.zeros(2, np.float32)]},
+            allow_pickle=True)
+    with pytest.raises(WeightsFileError) as info:
+        WeightsFile(str(tmp_path / 'n.npy'))
+    assert 'not a layer name' in str(info.value) and '\n' not in str(info.value)
+    refused = b'\x80\x02c' + b'os\rx' * 100 + b'\nsystem\n.'
+    with pytest.raises(WeightsFileError, match='refused') as info:
+        WeightsFile(write_object_npy(tmp_path / 'r.npy', refused))
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and len(message) < 600, message

@@ -208,3 +208,178 @@ def full_size_npy(tmp_path_factory, seed=0):
         write_python2_npy(str(tmp), layers)
         os.replace(tmp, path)
     return str(path)
+
+
+# --------------------------------------------------------------------------
+# Hostile files, and loading files in a capped subprocess
+# --------------------------------------------------------------------------
+#: A tiny two-layer network: files made from it are ~10 KB, one payload lazy.
+TINY_SHAPES = {'conv1_1': ((3, 3, 3, 64), (64,)), 'fc8': ((64, 10), (10,))}
+
+
+def write_object_npy(path, pickle_bytes):
+    """A .npy whose header says 'pickled object', followed by ``pickle_bytes``."""
+    with open(path, 'wb') as f:
+        npy_format.write_array_header_1_0(
+            f, {'descr': '|O', 'fortran_order': False, 'shape': ()})
+        f.write(pickle_bytes)
+    return str(path)
+
+
+def _pickle_long(value):
+    raw = value.to_bytes(value.bit_length() // 8 + 1, 'little')
+    return b'\x8a' + bytes([len(raw)]) + raw  # LONG1
+
+
+def _with_extra_layer(path, shape, payload_length, gap):
+    """The tiny Python-2 file plus layer ``'extra'``: one float32 array of
+    ``shape`` whose BINBYTES8 payload says ``payload_length`` bytes, followed by
+    ``gap`` bytes of hole (a sparse file) before the closing opcodes."""
+    write_python2_npy(path, {n: make_layer(n, seed=1, shapes=TINY_SHAPES) for n in TINY_SHAPES})
+    with open(path, 'rb') as f:
+        data = f.read()
+    assert data.endswith(b'uatb.')  # SETITEMS, APPEND, state tuple, BUILD, STOP
+    array = (b'cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R'
+             b'(K\x01(' + b''.join(_pickle_long(d) for d in shape) + b't'
+             b'cnumpy\ndtype\nU\x02f4K\x00K\x01\x87R'
+             b'(K\x03U\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb'
+             b'\x89\x8e' + struct.pack('<Q', payload_length))
+    with open(path, 'wb') as f:
+        f.write(data[:-5] + b'U\x05extra](' + array)
+        f.seek(gap, os.SEEK_CUR)
+        f.write(b'tbe' + data[-5:])
+    return str(path)
+
+
+def billion_laughs_npy(path, levels=30):
+    """{'conv1_1': L30} where L(i+1) = [L(i), L(i)] through the pickle memo:
+    2**30 lists described in ~300 bytes."""
+    body = b'\x80\x02}U\x07conv1_1]q\x000'
+    for i in range(levels):
+        body += b'](h%sh%seq%s0' % (bytes([i]), bytes([i]), bytes([i + 1]))
+    return write_object_npy(path, body + b'h%ss.' % bytes([levels]))
+
+
+def deep_tuple_npy(path, depth=200000):
+    """A dict whose key is a tuple nested ``depth`` deep (hashing it recursed in C)."""
+    return write_object_npy(path, b'\x80\x02}(' + b')' + b'\x85' * depth + b'K\x00u.')
+
+
+def codec_name_npy(path):
+    """``_codecs.encode('\\u0100', 'latin1', 'nope')``: an unknown error handler."""
+    return write_object_npy(
+        path, b'\x80\x02}(U\x07conv1_1c_codecs\nencode\n'
+              b'X\x02\x00\x00\x00\xc4\x80U\x06latin1U\x04nope\x87Ru.')
+
+
+def int64_overflow_shape_npy(path):
+    """An extra layer of shape (2**62, 4) float32: 2**64 elements, 0 mod 2**64,
+    with an empty payload."""
+    return _with_extra_layer(path, (2 ** 62, 4), 0, 0)
+
+
+def sparse_4tb_npy(path):
+    """An extra 4 TB float32 layer whose payload is a hole (a sparse file)."""
+    return _with_extra_layer(path, (2 ** 40,), 2 ** 42, 2 ** 42)
+
+
+#: name -> writer(path) of each hostile file the loader is pinned against.
+HOSTILE_FILES = {
+    'billion_laughs': billion_laughs_npy,
+    'deep_tuple': deep_tuple_npy,
+    'codec_name': codec_name_npy,
+    'int64_overflow_shape': int64_overflow_shape_npy,
+    'sparse_4tb': sparse_4tb_npy,
+}
+
+_LOAD_CHILD = r'''
+import json, os, resource, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from vgg_patch import weights
+
+def status():
+    with open('/proc/self/status') as f:
+        return {l.split(':')[0]: int(l.split()[1]) * 1024 for l in f
+                if l.startswith(('VmHWM', 'VmRSS', 'VmSize'))}
+
+class Hang(BaseException):
+    pass
+
+def alarm(*_):
+    raise Hang()
+
+signal.signal(signal.SIGALRM, alarm)
+cap = status()['VmSize'] + int(sys.argv[2]) * 2 ** 20
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+case_seconds = float(sys.argv[3])
+batch_base = status()['VmRSS']
+for i, path in enumerate(json.loads(sys.stdin.read())):
+    print('START %d' % i, flush=True)
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # resets VmHWM to the current RSS
+        base = status()['VmRSS']
+    except OSError:
+        base = batch_base  # conservative: the batch's peak counts against each case
+    start = time.perf_counter()
+    signal.setitimer(signal.ITIMER_REAL, case_seconds)
+    try:
+        weights.load_weights(path)
+        outcome, message = 'ok', ''
+    except weights.WeightsFileError as e:
+        outcome, message = 'WeightsFileError', str(e)
+    except Hang:
+        outcome, message = 'hang', 'still running after %.1f s' % case_seconds
+    except BaseException as e:  # reported, not raised: the parent judges
+        outcome, message = type(e).__name__, str(e)[:500]
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    seconds = time.perf_counter() - start
+    print(json.dumps({'index': i, 'outcome': outcome, 'message': message[:2000],
+                      'seconds': seconds, 'peak_bytes': status()['VmHWM'] - base}), flush=True)
+'''
+
+
+def load_in_subprocess(paths, memory_cap_mb=1024, case_seconds=5.0, timeout=120):
+    """Runs ``vgg_patch.weights.load_weights`` on each path in one fresh interpreter.
+
+    The child's address space is capped at its size after start-up plus
+    ``memory_cap_mb`` (``RLIMIT_AS``); each load has ``case_seconds`` (SIGALRM)
+    and the whole batch ``timeout``. The child imports NumPy and the loader only
+    (no TensorFlow, whatever the suite's TF behaviour: the loader does not use it).
+
+    Returns:
+      ``(results, failure)``: one dict per finished load (index, outcome --
+      'ok', 'WeightsFileError', 'hang' or another exception's name -- message,
+      seconds, peak_bytes: peak RSS beyond the RSS before the load), and None,
+      or, if the child died or the batch timed out, ``(index of the load in
+      progress, description)``.
+    """
+    import json
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env.pop('TEST_TF_BEHAVIOR', None)  # keeps tests/v1_behavior from importing TF
+    env['OPENBLAS_NUM_THREADS'] = '1'
+    proc = subprocess.Popen(
+        [sys.executable, '-c', _LOAD_CHILD, root, str(memory_cap_mb), str(case_seconds)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        out, err = proc.communicate(json.dumps([os.fspath(p) for p in paths]).encode(),
+                                    timeout=timeout)
+        why = None if proc.returncode == 0 else 'the child exited with %d: %s' % (
+            proc.returncode, err.decode(errors='replace')[-1500:])
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        why = 'the batch ran past %s s' % timeout
+    results, current = [], None
+    for line in out.decode(errors='replace').splitlines():
+        if line.startswith('START '):
+            current = int(line.split()[1])
+        elif line.startswith('{'):
+            results.append(json.loads(line))
+            current = None
+    if why is None:
+        return results, None
+    return results, (current if current is not None else len(results), why)

@@ -13,10 +13,12 @@ from ``--weights`` with an ImageNet synset file (tensorflow-vgg's
 Images are preprocessed exactly like validation images during training
 (shorter side resized, central crop).
 
-``--attention-map OUT.png`` writes, one row per image, the network's input next
-to the same image with CBAM's spatial attention map (sigmoid output after
-pool5, upsampled) drawn over it, from blue (low) to red (high), normalised per
-image; the map's raw range is logged.
+``--attention-map OUT.png`` writes, one row per image, the network's input, the
+input with CBAM's spatial attention map (the sigmoid gate after pool5) laid
+over it, the map alone with its values, and a colour bar: blue 0 - green 0.5 -
+red 1 on the gate's fixed 0-1 scale, never stretched per image (see
+:mod:`vgg_patch.figure`). A map whose values lie within 0.01 of each other is
+labelled flat. Each map's values are logged too.
 
 Exit status: 0 done; 1 some image could not be read (the others are still
 predicted); 2 bad input (no weights, mismatched class names, ...). With
@@ -33,6 +35,7 @@ import sys
 import numpy as np
 
 from vgg_patch import data as data_lib
+from vgg_patch import figure as figure_lib
 from vgg_patch import train as train_lib
 from vgg_patch.session import session_config
 
@@ -151,51 +154,6 @@ def resolve(args):
     return weights, names, int(image_size)
 
 
-def colorize(values):
-    """Maps values in [0, 1] to RGB in [0, 1], blue (0) - green - red (1) ("jet").
-
-    Args:
-      values: float array of any shape.
-
-    Returns:
-      float array of shape ``values.shape + (3,)``.
-    """
-    v = np.asarray(values, dtype=np.float32)[..., None]
-    centers = np.array([3.0, 2.0, 1.0], dtype=np.float32)
-    return np.clip(1.5 - np.abs(4.0 * v - centers), 0.0, 1.0)
-
-
-def attention_figure(images, maps, display_size=224):
-    """One row per image: the input, and the input with its attention map over it.
-
-    Args:
-      images: float [N, H, W, 3] in [0, 1] (the network's inputs).
-      maps: float [N, h, w, 1] or [N, h, w] (CBAM's spatial map).
-      display_size: height of each tile in pixels (the images are upscaled).
-
-    Returns:
-      uint8 [N * S, 2 * S, 3] image with ``S = max(display_size, H)``.
-    """
-    from PIL import Image
-    images = np.asarray(images, dtype=np.float32)
-    maps = np.asarray(maps, dtype=np.float32)
-    if maps.ndim == 4:
-        maps = maps[..., 0]
-    size = max(int(display_size), images.shape[1])
-    rows = []
-    for image, amap in zip(images, maps):
-        low, high = float(amap.min()), float(amap.max())
-        norm = (amap - low) / (high - low) if high - low > 1e-6 else np.full_like(amap, 0.5)
-        up = np.asarray(Image.fromarray(norm.astype(np.float32)).resize(
-            (size, size), Image.BILINEAR))
-        picture = np.asarray(Image.fromarray(
-            (np.clip(image, 0, 1) * 255).round().astype(np.uint8)).resize(
-                (size, size), Image.BILINEAR), dtype=np.float32) / 255.0
-        overlay = 0.5 * picture + 0.5 * colorize(np.clip(up, 0, 1))
-        rows.append(np.concatenate([picture, overlay], axis=1))
-    return (np.concatenate(rows, axis=0) * 255).round().astype(np.uint8)
-
-
 def predict(weights, class_names, image_size, paths, attention=True, batch_size=16,
             bf16=False, winograd=False):
     """Runs the network on image files, preprocessed like validation images.
@@ -304,13 +262,14 @@ def main(argv=None):
             for index in np.argsort(-p)[:k]:
                 print("  %.4f  %s" % (p[index], names[index]))
         if args.attention_map and paths:
-            from PIL import Image
             for path, amap in zip(paths, maps):
-                logger.info("%s: attention map %dx%d, values %.6g to %.6g", path,
-                            amap.shape[1], amap.shape[0], amap.min(), amap.max())
+                logger.info("%s: %s", path, figure_lib.describe_map(amap).line)
             folder = os.path.dirname(os.path.abspath(args.attention_map))
             os.makedirs(folder, exist_ok=True)
-            Image.fromarray(attention_figure(images, maps)).save(args.attention_map)
+            drawn = figure_lib.attention_figure(
+                images, maps, titles=[os.path.basename(p) for p in paths])
+            with open(args.attention_map, "wb") as f:
+                f.write(figure_lib.encode_png(drawn.pixels))
             logger.info("attention map written to %s", args.attention_map)
         return EXIT_SOME_FAILED if bad else EXIT_OK
     finally:

@@ -20,7 +20,9 @@ What lands in ``--train-dir``:
 - ``classes.txt`` (class names, one per line, in label order) and
   ``run.json`` (image size, number of classes, ...) for ``vgg19-cbam-predict``.
 - ``events.out.tfevents.*``: TensorBoard summaries (loss, accuracy, learning
-  rate, validation accuracy, attention maps of a few validation images).
+  rate, validation accuracy and cross-entropy, attention maps of a few
+  validation images drawn by :mod:`vgg_patch.figure`); the last line printed
+  gives the ``tensorboard --logdir`` command.
 
 Exit status: 0 done; 1 training failed (NaN loss, a checkpoint that cannot be
 written); 2 bad input (missing or empty folder, one class, unreadable weights,
@@ -33,6 +35,8 @@ import logging
 import math
 import os
 import re
+import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -41,6 +45,7 @@ import time
 import numpy as np
 
 from vgg_patch import data as data_lib
+from vgg_patch import figure as figure_lib
 from vgg_patch.progress import ProgressBar
 from vgg_patch.session import session_config
 
@@ -376,30 +381,27 @@ def select_trainable(variables, scopes):
     return [v for v in variables if v in chosen]
 
 
-def attention_overlay(images, attention_map):
-    """Side-by-side ``[image | image with attention heat map]`` for summaries.
+def attention_summary(images, maps, titles=None, tag="validation/attention_map"):
+    """The TensorBoard image of attention maps: :func:`vgg_patch.figure.attention_figure`.
 
-    The map is normalised per image to [0, 1] (a constant map shows as 0.5) and
-    coloured blue (low) to red (high), like :func:`vgg_patch.predict.colorize`.
+    The same picture as ``vgg19-cbam-predict --attention-map`` (fixed 0-1 scale,
+    colour bar, values, flat maps labelled), one row per image, as one PNG.
 
     Args:
-      images: float32 [N, H, W, 3] in [0, 1].
-      attention_map: float32 [N, h, w, 1].
+      images: float [N, H, W, 3] in [0, 1].
+      maps: float [N, h, w, 1], CBAM's spatial map.
+      titles: N strings shown above the rows, or None.
+      tag: the summary's tag.
 
     Returns:
-      float32 [N, H, 2W, 3] in [0, 1].
+      A ``tf.compat.v1.Summary`` holding one image.
     """
     import tensorflow as tf
-    low = tf.reduce_min(attention_map, axis=[1, 2, 3], keepdims=True)
-    high = tf.reduce_max(attention_map, axis=[1, 2, 3], keepdims=True)
-    spread = high - low
-    norm = tf.where(spread > 1e-6, (attention_map - low) / tf.maximum(spread, 1e-6),
-                    0.5 * tf.ones_like(attention_map))
-    norm = tf.image.resize(norm, tf.shape(images)[1:3], method="bilinear")
-    heat = tf.concat([tf.clip_by_value(1.5 - tf.abs(4.0 * norm - c), 0.0, 1.0)
-                      for c in (3.0, 2.0, 1.0)], axis=-1)  # [N, H, W, 3] jet
-    overlay = 0.5 * images + 0.5 * heat
-    return tf.concat([images, overlay], axis=2)
+    pixels = figure_lib.attention_figure(images, maps, titles=titles).pixels
+    image = tf.compat.v1.Summary.Image(
+        height=pixels.shape[0], width=pixels.shape[1], colorspace=3,
+        encoded_image_string=figure_lib.encode_png(pixels))
+    return tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(tag=tag, image=image)])
 
 
 class _Graph(object):
@@ -534,9 +536,8 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps):
     tf.compat.v1.summary.scalar("train/accuracy", g.accuracy)
     tf.compat.v1.summary.scalar("train/learning_rate", g.learning_rate)
     g.train_summary = tf.compat.v1.summary.merge_all()
-    g.attention_summary = tf.compat.v1.summary.image(
-        "validation/attention_map", attention_overlay(g.images, g.vgg.attention_map),
-        max_outputs=max(1, args.attention_images), collections=[])
+    # Drawn in Python by vgg_patch.figure, like vgg19-cbam-predict's PNG.
+    g.attention_fetch = [g.images, g.vgg.attention_map]
 
     # Checked before every save, on every variable saved (weights, moving
     # statistics, optimizer slots, loop state): a step can leave a finite loss
@@ -871,17 +872,20 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
     def evaluate():
         g.val_input.initialize(sess, dataset.val_paths, dataset.val_labels)
         correct = count = 0
+        xent_sum = 0.0
         while True:
             try:
-                c, n = sess.run([g.correct, g.batch_count], {g.handle: handles["val"]})
+                c, n, xent = sess.run([g.correct, g.batch_count, g.xent],
+                                      {g.handle: handles["val"]})
             except tf.errors.OutOfRangeError:
                 break
             correct += int(c)
             count += int(n)
+            xent_sum += float(xent) * int(n)
         if count < len(dataset.val_paths):
             logger.warning("%d validation image(s) failed to decode in TensorFlow and "
                            "were skipped", len(dataset.val_paths) - count)
-        return correct / float(max(1, count))
+        return correct / float(max(1, count)), xent_sum / float(max(1, count))
 
     def summarize_attention():
         if args.attention_images <= 0:
@@ -889,20 +893,27 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
         k = min(args.attention_images, len(dataset.val_paths))
         g.attention_input.initialize(sess, dataset.val_paths[:k], dataset.val_labels[:k])
         try:
-            summary = sess.run(g.attention_summary, {g.handle: handles["attention"]})
+            images, maps = sess.run(g.attention_fetch, {g.handle: handles["attention"]})
         except tf.errors.OutOfRangeError:  # every one of them failed to decode
             logger.warning("no attention-map summary: the first %d validation images "
                            "failed to decode", k)
             return
-        writer.add_summary(summary, step)
+        titles = None
+        if len(images) == k:  # else some failed to decode: names unknown
+            titles = [os.path.basename(p) for p in dataset.val_paths[:k]]
+        writer.add_summary(attention_summary(images, maps, titles), step)
+        logger.info("TensorBoard attention maps, step %d: %s", step,
+                    figure_lib.describe_maps(maps))
 
     def end_of_epoch_validation():
         nonlocal best_acc, best_epoch
         t0 = time.time()
-        acc = evaluate()
+        acc, xent = evaluate()
         seconds = time.time() - t0
-        writer.add_summary(tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(
-            tag="validation/accuracy", simple_value=acc)]), step)
+        writer.add_summary(tf.compat.v1.Summary(value=[
+            tf.compat.v1.Summary.Value(tag="validation/accuracy", simple_value=acc),
+            tf.compat.v1.Summary.Value(tag="validation/cross_entropy",
+                                       simple_value=xent)]), step)
         summarize_attention()
         improved = acc > best_acc
         if improved:
@@ -1033,6 +1044,16 @@ def _setup_logging(quiet):
     return undo
 
 
+def tensorboard_command():
+    """How the user's shell starts TensorBoard: ``tensorboard`` when it is on
+    PATH, else the one installed beside this Python (``run.py demo`` runs the
+    trainer from the project's .venv without activating it)."""
+    if shutil.which("tensorboard"):
+        return "tensorboard"
+    beside = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    return shlex.quote(beside) if os.path.exists(beside) else "tensorboard"
+
+
 def main(argv=None):
     """Entry point of ``vgg19-cbam-train``.
 
@@ -1067,10 +1088,12 @@ def main(argv=None):
                               "saved; the previous checkpoint is intact"), file=sys.stderr)
             return EXIT_INTERRUPTED
         print("best validation accuracy: %.3f (epoch %d; %d steps, %s); best weights: %s; "
-              "checkpoints, classes.txt and TensorBoard logs: %s"
+              "checkpoints, classes.txt and TensorBoard logs: %s; TensorBoard: "
+              "%s --logdir %s"
               % (result["best_accuracy"], result["best_epoch"] + 1,
                  result["global_step"], format_seconds(time.time() - t0),
-                 result["export_path"], result["train_dir"]))
+                 result["export_path"], result["train_dir"],
+                 tensorboard_command(), shlex.quote(result["train_dir"])))
         return EXIT_OK
     finally:
         undo_logging()

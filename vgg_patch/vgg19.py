@@ -42,6 +42,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from vgg_patch import _shapes
 from vgg_patch import weights as weights_lib
 from vgg_patch import winograd as winograd_lib
 
@@ -311,12 +312,12 @@ class Vgg19:
         Computed from ``rgb``'s static shape before any op exists: five 2x2
         'SAME' poolings give ``ceil(H / 32) x ceil(W / 32)``, and CBAM keeps the shape.
         """
-        height, width = rgb.shape[1], rgb.shape[2]
+        _, height, width, _ = _shapes.dims(rgb)
         if height is None or width is None:
             raise ValueError(
                 'Vgg19.build: the fully connected layers need a static input height '
                 'and width; rgb has shape %s. Give the placeholder its size (224 x 224 '
-                'for ImageNet weights) or use include_top=False' % (rgb.shape,))
+                'for ImageNet weights) or use include_top=False' % _shapes.text(rgb))
         for _ in range(5):
             height, width = -(-height // 2), -(-width // 2)
         in_size = height * width * 512
@@ -328,19 +329,28 @@ class Vgg19:
                     'Vgg19.build: rgb of shape %s gives pool5 [%d, %d, 512] (%d values) but '
                     'fc6 in %s takes %d (a %dx%d input); feed [*, %d, %d, 3] images or use '
                     'include_top=False for other sizes'
-                    % (rgb.shape, height, width, in_size, self._weights.path,
+                    % (_shapes.text(rgb), height, width, in_size, self._weights.path,
                        expected, side, side, side, side))
         return in_size
 
     def _dropout(self, x, train_mode):
+        """Dropout while training; ``train_mode`` may be a bool tensor.
+
+        A bool tensor selects with ``tf.where``, not ``tf.cond``: a TF2 cond
+        (``StatelessIf``) cannot be differentiated once a session has run it
+        (its gradient needs intermediate outputs the op that ran does not
+        have), and tensorflow-vgg's usage runs ``prob`` first and builds the
+        optimizer afterwards. Both sides are computed (a random mask over
+        [N, 4096], negligible next to fc6); the selected side is passed on
+        bit for bit and the other gets a zero gradient.
+        """
         if self.dropout == 0.0:
             return x
         if train_mode is None:
             return tf.nn.dropout(x, rate=self.dropout) if self.trainable else x
         if isinstance(train_mode, bool):
             return tf.nn.dropout(x, rate=self.dropout) if train_mode else x
-        return tf.cond(train_mode, lambda: tf.nn.dropout(x, rate=self.dropout),
-                       lambda: tf.identity(x))
+        return tf.where(train_mode, tf.nn.dropout(x, rate=self.dropout), x)
 
     def _cbam(self, x, is_training):
         # Imported here: slim_attention pulls in tf_slim, which attention=None never needs.
@@ -355,7 +365,7 @@ class Vgg19:
             rel = name[len(outer) + 1:] if outer else name
             rel = rel.split('/', 1)[1] if '/' in rel else rel
             if from_file:
-                shape = kwargs.get('shape')
+                shape = _shapes.dims(kwargs.get('shape'))
                 lazy = self._weights.block_array(ATTENTION_BLOCK_KEY, rel, shape)
                 kwargs['initializer'] = _file_initializer(lazy)
             var = getter(name, *args, **kwargs)
@@ -363,7 +373,10 @@ class Vgg19:
             return var
 
         maps_before = len(tf1.get_collection(slim_attention.ATTENTION_MAPS))
-        with tf1.variable_scope(tf1.get_variable_scope(), custom_getter=block_getter):
+        # use_resource: under disable_v2_behavior() the block's model_variables
+        # would otherwise be RefVariables, unlike the rest of the network (get_var).
+        with tf1.variable_scope(tf1.get_variable_scope(), custom_getter=block_getter,
+                                use_resource=True):
             out = slim_attention.convolutional_block_attention_module(
                 x, index=0, inner_units_ratio=0.5, is_training=is_training,
                 trainable=self.trainable)
@@ -396,7 +409,7 @@ class Vgg19:
             if use_winograd and not winograd_lib.supports(bottom, filt):
                 logger.warning('%s: input %s has no static height and width; '
                                'computing it with tf.nn.conv2d, not Winograd',
-                               name, bottom.shape)
+                               name, _shapes.text(bottom))
                 use_winograd = False
             if use_winograd:
                 conv = winograd_lib.conv2d_3x3(bottom, filt)
@@ -447,6 +460,9 @@ class Vgg19:
                 scale=_fresh_weight_scale(name), mode='fan_in', distribution='uniform')
         else:
             initial = tf1.zeros_initializer()
+        # use_resource=True in both behaviours: under disable_v2_behavior()
+        # tf.compat.v1.Variable makes a RefVariable, whose initializer copies the
+        # buffer read from the file (twice the memory); a resource variable adopts it.
         var = tf1.Variable(lambda: initial(shape, dtype=tf.float32), name=var_name,
                            trainable=self.trainable, dtype=tf.float32, use_resource=True)
         self.var_dict[(name, idx)] = var
@@ -523,8 +539,9 @@ def _file_initializer(lazy):
 
     def initializer(shape, dtype=tf.float32, partition_info=None):
         del partition_info
-        if tuple(shape) != tuple(lazy.shape):
-            raise ValueError('initializer for %s asked for shape %s' % (lazy, list(shape)))
+        shape = _shapes.dims(shape)
+        if shape != list(lazy.shape):
+            raise ValueError('initializer for %s asked for shape %s' % (lazy, shape))
         if tf.as_dtype(dtype) != tf.float32:
             raise TypeError('weights from %s are float32, variable asked for %s'
                             % (lazy.path, dtype))
@@ -545,9 +562,11 @@ def _check_rgb(rgb):
                             'got %r (%s)' % (type(rgb).__name__, e)) from None
     if rgb.dtype != tf.float32:
         raise TypeError('rgb must be float32 (RGB in [0, 1]), got %s' % rgb.dtype.name)
-    if rgb.shape.rank is not None and (rgb.shape.rank != 4 or rgb.shape[-1] != 3):
-        raise ValueError('rgb must be [batch, height, width, 3], got shape %s' % (rgb.shape,))
-    if rgb.shape.rank is None:
+    shape = _shapes.dims(rgb)
+    if shape is not None and (len(shape) != 4 or shape[-1] != 3):
+        raise ValueError('rgb must be [batch, height, width, 3], got shape %s'
+                         % _shapes.text(rgb))
+    if shape is None:
         raise ValueError('rgb must be [batch, height, width, 3] with a known rank, '
                          'got an unknown shape')
     return rgb
@@ -562,7 +581,7 @@ def _check_train_mode(train_mode, trainable):
     if isinstance(train_mode, (tf.Tensor, tf.Variable)):
         if train_mode.dtype != tf.bool or (train_mode.shape.rank not in (0, None)):
             raise TypeError('train_mode must be a scalar bool tensor, got %s %s'
-                            % (train_mode.dtype.name, train_mode.shape))
+                            % (train_mode.dtype.name, _shapes.text(train_mode)))
         return train_mode
     raise TypeError('train_mode must be None, a bool or a scalar bool tensor, got %r'
                     % (train_mode,))

@@ -17,7 +17,15 @@ for. This module never calls ``np.load(allow_pickle=True)``:
   recorded as (file offset, length) and skipped, so parsing a 548 MB file
   reads a few kilobytes. Each array becomes a :class:`LazyArray` that reads
   its bytes only when asked (:meth:`LazyArray.read`), straight into one
-  64-byte aligned float32 buffer that TensorFlow adopts without a copy.
+  64-byte aligned float32 buffer that TensorFlow adopts without a copy;
+* it is bounded by the file: every read is checked against the bytes left in
+  the file before anything is allocated, dict keys can only be str, bytes or
+  int (so nothing deep or shared is ever hashed, where CPython recurses in C),
+  the unpickled tree is walked once per shared object with a depth limit, a
+  payload backs at most one array, shapes are counted with Python ints, and
+  :func:`load_weights` checks the memory it needs before reading. Parsing
+  any file takes time and memory proportional to its size, and every failure
+  is one :class:`WeightsFileError` line.
 
 Formats understood (see :class:`WeightsFile`):
 
@@ -35,8 +43,10 @@ reads, so tensorflow-vgg code keeps working with the files.
 """
 import io
 import logging
+import math
 import os
 import pickle
+import re
 import struct
 import tempfile
 
@@ -60,9 +70,46 @@ _ALIGN = 64
 #: Chunk used when a stored dtype must be converted to float32.
 _CHUNK_BYTES = 16 << 20
 
+#: Deepest nesting of containers a weights file may have (they have 5 levels).
+MAX_DEPTH = 64
+
+#: NumPy's limits on an array's rank and size in bytes.
+_MAX_NDIM = 64
+_MAX_NBYTES = 2 ** 63 - 1
+
+#: Payloads at least this long may back only one array (shorter ones, such as
+#: CPython's shared ``b''``, cannot multiply memory).
+_SHARED_PAYLOAD_BYTES = 64
+
+#: ``numpy.dtype`` codes a pickle may name ('f4', 'O8', 'V8', ...).
+_DTYPE_CODE = re.compile(r'[A-Za-z][0-9]{0,4}\Z')
+
+#: Longest name or value quoted in an error message.
+_QUOTE_CHARS = 60
+
 
 class WeightsFileError(ValueError):
     """A weights file is missing, corrupt, unsafe or does not fit the network."""
+
+
+def _short(obj):
+    """A short one-line description of ``obj`` for error messages.
+
+    Never walks containers (a crafted file's lists can be deep or shared
+    exponentially) and never formats huge ints (quadratic, and limited).
+    """
+    if isinstance(obj, (str, bytes)):
+        text = repr(obj[:_QUOTE_CHARS])
+        return text + ('... (%d long)' % len(obj) if len(obj) > _QUOTE_CHARS else '')
+    if isinstance(obj, bool) or obj is None or isinstance(obj, float):
+        return repr(obj)
+    if isinstance(obj, int):
+        return repr(obj) if obj.bit_length() <= 64 else 'an int of %d bits' % obj.bit_length()
+    if isinstance(obj, (tuple, list, dict)):
+        return 'a %s of %d items' % (type(obj).__name__, len(obj))
+    if isinstance(obj, np.dtype):
+        return 'dtype %s' % (obj.str,)
+    return 'a %s' % type(obj).__name__
 
 
 class _Refused(Exception):
@@ -83,7 +130,7 @@ class _Sealed:
     __slots__ = ()
 
     def __setstate__(self, state):
-        raise pickle.UnpicklingError('BUILD on %r' % (self,))
+        raise pickle.UnpicklingError('BUILD on %s' % (self,))
 
 
 class _LazyBytes(_Sealed):
@@ -140,20 +187,23 @@ class _ArrayStub:
 
     def __setstate__(self, state):
         if not isinstance(state, tuple) or len(state) not in (4, 5):
-            raise pickle.UnpicklingError('bad ndarray state %r' % (type(state),))
+            raise pickle.UnpicklingError('bad ndarray state: %s' % _short(state))
         if len(state) == 5:
             state = state[1:]
         shape, dtype, fortran_order, data = state
         self._set(shape, dtype, fortran_order, data)
 
     def _set(self, shape, dtype, fortran_order, data):
-        if (not isinstance(shape, tuple)
-                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                           for d in shape)):
-            raise pickle.UnpicklingError('bad ndarray shape %r' % (shape,))
+        if (not isinstance(shape, tuple) or len(shape) > _MAX_NDIM
+                or not all(isinstance(d, int) and not isinstance(d, bool)
+                           and 0 <= d <= _MAX_NBYTES for d in shape)):
+            raise pickle.UnpicklingError('bad ndarray shape: %s' % _short(shape))
         if not isinstance(dtype, np.dtype):
-            raise pickle.UnpicklingError('bad ndarray dtype %r' % (dtype,))
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            raise pickle.UnpicklingError('bad ndarray dtype: %s' % _short(dtype))
+        count = math.prod(shape)  # Python ints: no overflow
+        if count * max(dtype.itemsize, 1) > _MAX_NBYTES:
+            raise pickle.UnpicklingError('an array of shape %s is larger than any file'
+                                         % _shape_text(shape))
         if dtype.hasobject:
             if not isinstance(data, list) or len(data) != count:
                 raise pickle.UnpicklingError('bad object array payload')
@@ -167,11 +217,11 @@ class _ArrayStub:
             elif isinstance(data, _LazyBytes):
                 length = data.length
             else:
-                raise pickle.UnpicklingError('bad ndarray payload %r' % (type(data),))
+                raise pickle.UnpicklingError('bad ndarray payload: %s' % _short(data))
             if length != count * dtype.itemsize:
                 raise pickle.UnpicklingError(
                     'array payload of %d bytes, expected %d for shape %s %s'
-                    % (length, count * dtype.itemsize, shape, dtype))
+                    % (length, count * dtype.itemsize, _shape_text(shape), dtype.str))
         self.shape = shape
         self.dtype = dtype
         self.fortran_order = bool(fortran_order)
@@ -182,7 +232,7 @@ def _reconstruct(cls, shape, dtype_code):
     """Safe stand-in for ``numpy.core.multiarray._reconstruct``."""
     del shape, dtype_code  # numpy passes (0,), b'b': placeholders only
     if cls is not _NDARRAY:
-        raise pickle.UnpicklingError('_reconstruct of %r' % (cls,))
+        raise pickle.UnpicklingError('_reconstruct of %s' % _short(cls))
     return _ArrayStub()
 
 
@@ -195,12 +245,58 @@ def _frombuffer(buf, dtype, shape, order):
     return stub
 
 
+def _shape_text(shape):
+    """A shape for messages: at most 8 dimensions, each formatted only if it is small."""
+    dims = ', '.join(_short(d) for d in shape[:8])
+    return '(%s%s)' % (dims, ', ... %d dimensions' % len(shape) if len(shape) > 8 else '')
+
+
 def _latin1_encode(obj, encoding='utf-8', errors='strict'):
     """``_codecs.encode`` limited to latin-1 (Python 3's protocol-2 bytes)."""
-    if not isinstance(obj, str) or encoding.replace('-', '').lower() not in (
-            'latin1', 'iso88591'):
-        raise pickle.UnpicklingError('_codecs.encode(%s, %r)' % (type(obj).__name__, encoding))
-    return obj.encode('latin1', errors)
+    if (not isinstance(obj, str) or not isinstance(encoding, str)
+            or encoding.replace('-', '').lower() not in ('latin1', 'iso88591')):
+        raise pickle.UnpicklingError('_codecs.encode(%s, %s)' % (_short(obj), _short(encoding)))
+    if errors != 'strict':  # pickle never writes another handler; others may not exist
+        raise pickle.UnpicklingError('_codecs.encode with error handler %s' % _short(errors))
+    try:
+        return obj.encode('latin1')
+    except UnicodeEncodeError:
+        raise pickle.UnpicklingError('_codecs.encode of text that is not latin-1') from None
+
+
+def _dtype(code, align=False, copy=True):
+    """Safe stand-in for ``numpy.dtype``: a fresh dtype from a plain type code.
+
+    Always a copy: ``BUILD`` then sets the copy's byte order, never that of
+    NumPy's shared built-in dtype.
+    """
+    del copy
+    if not isinstance(code, str) or not _DTYPE_CODE.match(code):
+        raise pickle.UnpicklingError('numpy.dtype(%s)' % _short(code))
+    if align not in (0, 1):
+        raise pickle.UnpicklingError('numpy.dtype(align=%s)' % _short(align))
+    return np.dtype(code, align=bool(align), copy=True)
+
+
+def _dtype_state(dtype, state):
+    """Checks a dtype's pickled state; returns the sanitized state NumPy may apply.
+
+    Only plain dtypes (no fields, no subarray) are accepted; the flags are the
+    dtype's own, whatever the file says.
+    """
+    if (not isinstance(state, tuple) or len(state) not in (8, 9)
+            or state[0] not in (3, 4) or state[1] not in ('<', '>', '|', '=')
+            or any(item is not None for item in state[2:5])
+            or not all(type(v) is int for v in state[5:8])  # pylint: disable=unidiomatic-typecheck
+            or (len(state) == 9 and state[8] is not None)):
+        raise pickle.UnpicklingError('bad dtype state: %s' % _short(state))
+    elsize, alignment = state[5], state[6]
+    if not -1 <= elsize < 2 ** 31 or alignment not in (-1, 1, 2, 4, 8, 16):
+        raise pickle.UnpicklingError('bad dtype state: size %s, alignment %s'
+                                     % (_short(elsize), _short(alignment)))
+    if elsize >= 0 and dtype.kind not in 'VSU':
+        elsize = -1  # only flexible dtypes take their size from the state
+    return (3, state[1], None, None, None, elsize, alignment, dtype.flags)
 
 
 _ALLOWED_GLOBALS = {
@@ -209,9 +305,48 @@ _ALLOWED_GLOBALS = {
     ('numpy.core.numeric', '_frombuffer'): _Global(_frombuffer),
     ('numpy._core.numeric', '_frombuffer'): _Global(_frombuffer),
     ('numpy', 'ndarray'): _NDARRAY,
-    ('numpy', 'dtype'): _Global(np.dtype),
+    ('numpy', 'dtype'): _Global(_dtype),
     ('_codecs', 'encode'): _Global(_latin1_encode),
 }
+
+
+def _past_end(length):
+    return EOFError('a length of %d bytes runs past the end of the file' % length)
+
+
+class _BoundedReader:
+    """A file whose reads never ask for more than the file holds (NumPy's header parser).
+
+    ``file.read(n)`` allocates ``n`` bytes before reading; a ``.npy`` 2.0
+    header may say it is 4 GB long. Reading past the end raises EOFError.
+    """
+
+    def __init__(self, raw, size):
+        self._raw = raw
+        self._size = size
+
+    def read(self, n=-1):
+        left = self._size - self._raw.tell()
+        if n is None or n < 0:
+            n = left
+        elif n > left:
+            raise _past_end(n)
+        return self._raw.read(n)
+
+
+def _check_key(key):
+    """Refuses dict keys a weights file never has, before they are hashed.
+
+    Hashing a tuple recurses in C without a depth check (a tuple nested 200,000
+    deep crashes the interpreter) and takes time exponential in its shared
+    structure; crafted ints and floats collide. Layer names are str (bytes in
+    Python 2 files read without decoding) and layer indexes small ints.
+    """
+    kind = type(key)
+    if kind is str or kind is bytes or (kind is int and -2 ** 63 <= key < 2 ** 63):
+        return key
+    raise pickle.UnpicklingError('a dict key of type %s (%s); weights files have str or '
+                                 'int keys' % (kind.__name__, _short(key)))
 
 
 class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
@@ -224,6 +359,12 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
     in the file (see the module docstring); :func:`read_npy_tree` turns them
     into :class:`LazyArray`.
 
+    Its work is bounded by the file: every length is checked against the bytes
+    left before it is read, dict keys must be str, bytes or int, sets are
+    refused, ``BUILD`` applies only to arrays and (checked) dtypes, and MARKs
+    and containers nested deeper than :data:`MAX_DEPTH` are refused as they
+    are built.
+
     Args:
       file: a binary file object positioned at the pickle's first byte.
       lazy_min_bytes: payloads at least this large (and outside a protocol-4
@@ -235,7 +376,11 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
     def __init__(self, file, lazy_min_bytes=LAZY_MIN_BYTES):
         super().__init__(file, encoding='latin1')
         self._source = file
+        position = file.tell()
+        self._size = file.seek(0, io.SEEK_END)  # lengths are checked against it
+        file.seek(position)
         self._lazy_min_bytes = lazy_min_bytes
+        self._depths = {}  # id -> (container, depth) for containers holding containers
 
     def find_class(self, module, name):
         """Returns the allowed stand-in for ``module.name``, else refuses it."""
@@ -245,30 +390,42 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
             raise _Refused(module, name) from None
 
     def persistent_load(self, pid):
-        raise pickle.UnpicklingError('persistent id %r' % (pid,))
+        raise pickle.UnpicklingError('persistent id %s' % _short(pid))
+
+    def _in_frame(self):
+        """Whether the next bytes come from a protocol-4 frame (already in memory)."""
+        unframer = getattr(self, '_unframer', None)  # pickle.py's protocol-4 frame reader
+        frame = getattr(unframer, 'current_frame', None)
+        if frame is None:
+            return False
+        position = frame.tell()
+        end = frame.seek(0, io.SEEK_END)
+        frame.seek(position)
+        if position < end:
+            return True
+        unframer.current_frame = None  # as _Unframer.read does at a frame's end
+        return False
+
+    def _check_left(self, length):
+        """Refuses a length beyond the file's remaining bytes before it is read or
+        sought (``file.read(n)`` allocates ``n`` bytes first; lseek fails with EINVAL)."""
+        if length > self._size - self._source.tell():
+            raise _past_end(length)
 
     def _payload(self, length):
         """Reads ``length`` bytes, or records them as a :class:`_LazyBytes`."""
-        unframer = getattr(self, '_unframer', None)  # pickle.py's protocol-4 frame reader
-        frame = getattr(unframer, 'current_frame', None)
-        if frame is not None:
-            position = frame.tell()
-            end = frame.seek(0, io.SEEK_END)
-            frame.seek(position)
-            if position < end:  # the payload sits inside a frame: already in memory
-                return self._exact(length)
-            unframer.current_frame = None  # as _Unframer.read does at a frame's end
-        if self._lazy_min_bytes is None or length < self._lazy_min_bytes:
+        if (self._in_frame() or self._lazy_min_bytes is None
+                or length < self._lazy_min_bytes):
             return self._exact(length)
+        self._check_left(length)
         offset = self._source.tell()
-        # Compare with the file's size before seeking: a corrupt length can be
-        # past what lseek accepts (EINVAL), not just past the end of the file.
-        if length > self._source.seek(0, io.SEEK_END) - offset:
-            raise EOFError('payload runs past the end of the file')
         self._source.seek(offset + length)
         return _LazyBytes(offset, length)
 
     def _exact(self, length):
+        """Reads exactly ``length`` bytes (from the frame, or checked against the file)."""
+        if not self._in_frame():
+            self._check_left(length)
         data = self.read(length)
         if len(data) != length:
             raise EOFError('payload runs past the end of the file')
@@ -328,6 +485,143 @@ class SafeUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
         self.append(data if isinstance(data, _LazyBytes) else bytearray(data))
     dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 
+    def load_binunicode(self):
+        self.append(str(self._exact(self._length('<I', 4)), 'utf-8', 'surrogatepass'))
+    dispatch[pickle.BINUNICODE[0]] = load_binunicode
+
+    def load_binunicode8(self):
+        self.append(str(self._exact(self._length('<Q', 8)), 'utf-8', 'surrogatepass'))
+    dispatch[pickle.BINUNICODE8[0]] = load_binunicode8
+
+    def load_long4(self):
+        self.append(pickle.decode_long(self._exact(self._length('<i', 4))))
+    dispatch[pickle.LONG4[0]] = load_long4
+
+    def load_frame(self):
+        length = self._length('<Q', 8)
+        if not self._in_frame():  # else pickle refuses a frame inside a frame
+            self._check_left(length)
+        self._unframer.load_frame(length)
+    dispatch[pickle.FRAME[0]] = load_frame
+
+    # Nesting: refused as soon as it gets deeper than a weights file's. The
+    # depth recorded for a container is a lower bound (a container changed
+    # after it was put into another does not update the other), so what this
+    # refuses is too deep; what it misses, the tree walk refuses.
+    def load_mark(self):
+        if len(self.metastack) >= MAX_DEPTH:
+            raise pickle.UnpicklingError('MARKs nested more than %d deep' % MAX_DEPTH)
+        super().load_mark()
+    dispatch[pickle.MARK[0]] = load_mark
+
+    def _grow(self, container, items):
+        """Records that ``container`` now holds ``items``; refuses it past MAX_DEPTH."""
+        depths = self._depths
+        depth = 1 + max((depths.get(id(item), (None, 1))[1] for item in items
+                         if isinstance(item, (tuple, list, dict))), default=0)
+        if depth > depths.get(id(container), (None, 1))[1]:
+            if depth > MAX_DEPTH:
+                raise pickle.UnpicklingError('%ss nested more than %d deep'
+                                             % (type(container).__name__, MAX_DEPTH))
+            depths[id(container)] = (container, depth)
+        return container
+
+    def _push_tuple(self, items):
+        self.append(self._grow(tuple(items), items))
+
+    def load_list(self):
+        items = self.pop_mark()
+        self.append(self._grow(items, items))
+    dispatch[pickle.LIST[0]] = load_list
+
+    def load_append(self):
+        value = self.stack.pop()
+        target = self.stack[-1]
+        if type(target) is not list:  # pylint: disable=unidiomatic-typecheck
+            raise pickle.UnpicklingError('APPEND to %s' % _short(target))
+        target.append(value)
+        self._grow(target, (value,))
+    dispatch[pickle.APPEND[0]] = load_append
+
+    def load_appends(self):
+        items = self.pop_mark()
+        target = self.stack[-1]
+        if type(target) is not list:  # pylint: disable=unidiomatic-typecheck
+            raise pickle.UnpicklingError('APPENDS to %s' % _short(target))
+        target.extend(items)
+        self._grow(target, items)
+    dispatch[pickle.APPENDS[0]] = load_appends
+
+    def load_tuple(self):
+        self._push_tuple(self.pop_mark())
+    dispatch[pickle.TUPLE[0]] = load_tuple
+
+    def _tuple_of_top(self, count):
+        items = self.stack[-count:]
+        if len(items) != count:
+            raise pickle.UnpicklingError('TUPLE%d on a stack of %d' % (count, len(items)))
+        del self.stack[-count:]
+        self._push_tuple(items)
+
+    def load_tuple1(self):
+        self._tuple_of_top(1)
+    dispatch[pickle.TUPLE1[0]] = load_tuple1
+
+    def load_tuple2(self):
+        self._tuple_of_top(2)
+    dispatch[pickle.TUPLE2[0]] = load_tuple2
+
+    def load_tuple3(self):
+        self._tuple_of_top(3)
+    dispatch[pickle.TUPLE3[0]] = load_tuple3
+
+    # Containers: keys are checked before they are hashed; sets never occur.
+    def load_dict(self):
+        items = self.pop_mark()
+        if len(items) % 2:
+            raise pickle.UnpicklingError('DICT with an odd number of items')
+        value = {_check_key(items[i]): items[i + 1] for i in range(0, len(items), 2)}
+        self.append(self._grow(value, items[1::2]))
+    dispatch[pickle.DICT[0]] = load_dict
+
+    def load_setitem(self):
+        value = self.stack.pop()
+        key = self.stack.pop()
+        target = self.stack[-1]
+        if type(target) is not dict:  # pylint: disable=unidiomatic-typecheck
+            raise pickle.UnpicklingError('SETITEM on %s' % _short(target))
+        target[_check_key(key)] = value
+        self._grow(target, (value,))
+    dispatch[pickle.SETITEM[0]] = load_setitem
+
+    def load_setitems(self):
+        items = self.pop_mark()
+        target = self.stack[-1]
+        if type(target) is not dict or len(items) % 2:  # pylint: disable=unidiomatic-typecheck
+            raise pickle.UnpicklingError('SETITEMS on %s with %d items'
+                                         % (_short(target), len(items)))
+        for i in range(0, len(items), 2):
+            target[_check_key(items[i])] = items[i + 1]
+        self._grow(target, items[1::2])
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+
+    def load_set(self):
+        raise pickle.UnpicklingError('a set; weights files hold none')
+    for _opcode in (pickle.EMPTY_SET, pickle.ADDITEMS, pickle.FROZENSET):
+        dispatch[_opcode[0]] = load_set
+    del _opcode
+
+    def load_build(self):
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if isinstance(target, _ArrayStub):
+            target.__setstate__(state)
+        elif type(target) is np.dtype or isinstance(target, np.dtype):
+            target.__setstate__(_dtype_state(target, state))
+        else:
+            raise pickle.UnpicklingError('BUILD on %s' % _short(target))
+    dispatch[pickle.BUILD[0]] = load_build
+
 
 # --------------------------------------------------------------------------
 # Lazy arrays
@@ -339,7 +633,7 @@ def aligned_empty(shape, dtype=np.float32):
     resource variable's initializer then adopts that tensor's buffer.
     """
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
     start = (-raw.ctypes.data) % _ALIGN
     return raw[start:start + nbytes].view(dtype).reshape(shape)
@@ -365,10 +659,16 @@ class LazyArray:
     @property
     def nbytes(self):
         """Size of the stored payload in bytes."""
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    @property
+    def read_nbytes(self):
+        """Memory :meth:`read` allocates for the result (float32), in bytes."""
+        return math.prod(self.shape) * 4
 
     def __repr__(self):
-        return 'LazyArray(%r, shape=%s, dtype=%s)' % (self.path, self.shape, self.dtype)
+        return 'LazyArray(%r, shape=%s, dtype=%s)' % (self.path, _shape_text(self.shape),
+                                                       self.dtype)
 
     def read(self):
         """Reads the array as float32 into a fresh 64-byte aligned buffer.
@@ -386,14 +686,20 @@ class LazyArray:
         if self.dtype.kind != 'f':
             raise WeightsFileError(
                 '%s: an array of shape %s has dtype %s; weights must be floating point'
-                % (self.path, self.shape, self.dtype))
-        out = aligned_empty(self.shape, np.float32)
-        if isinstance(self._data, _LazyBytes):
-            self._read_from_file(out)
-        else:
-            src = np.frombuffer(self._data, dtype=self.dtype)
-            src = src.reshape(self.shape, order='F' if self._fortran else 'C')
-            out[...] = src
+                % (self.path, _shape_text(self.shape), self.dtype))
+        _check_memory(self.path, self.read_nbytes, 'an array of shape %s' % _shape_text(self.shape))
+        try:
+            out = aligned_empty(self.shape, np.float32)
+            if isinstance(self._data, _LazyBytes):
+                self._read_from_file(out)
+            else:
+                src = np.frombuffer(self._data, dtype=self.dtype)
+                src = src.reshape(self.shape, order='F' if self._fortran else 'C')
+                out[...] = src
+        except MemoryError:
+            raise WeightsFileError('%s: not enough memory to read an array of shape %s (%s)'
+                                   % (self.path, _shape_text(self.shape),
+                                      _size_text(self.read_nbytes))) from None
         return out
 
     def _read_from_file(self, out):
@@ -430,6 +736,46 @@ class LazyArray:
                                    % (self.path, e.strerror or e, DOWNLOAD_URL)) from None
 
 
+def _size_text(nbytes):
+    for unit, scale in (('TB', 1e12), ('GB', 1e9), ('MB', 1e6), ('kB', 1e3)):
+        if nbytes >= scale:
+            return '%.1f %s' % (nbytes / scale, unit)
+    return '%d bytes' % nbytes
+
+
+def _memory_limit():
+    """Bytes this process could ever hold: RAM plus swap, or its address-space limit.
+
+    Returns None where neither is known.
+    """
+    limits = []
+    try:
+        import resource  # pylint: disable=import-outside-toplevel
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    except (ImportError, OSError, ValueError):
+        pass
+    try:
+        with open('/proc/meminfo') as f:
+            info = {line.split(':')[0]: line.split()[1] for line in f if ':' in line}
+        limits.append((int(info['MemTotal']) + int(info.get('SwapTotal', 0))) * 1024)
+    except (OSError, KeyError, ValueError, IndexError):
+        try:
+            limits.append(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))
+        except (ValueError, OSError, AttributeError):
+            pass
+    return min(limits) if limits else None
+
+
+def _check_memory(path, nbytes, what):
+    """Refuses, before allocating, a read that could never fit in memory."""
+    limit = _memory_limit()
+    if limit is not None and nbytes > limit:
+        raise WeightsFileError('%s: %s needs %s of memory, more than this process can have '
+                               '(%s)' % (path, what, _size_text(nbytes), _size_text(limit)))
+
+
 def _readinto(f, view, path):
     done = 0
     while done < len(view):
@@ -450,7 +796,8 @@ def _stat_key(stat):
 # --------------------------------------------------------------------------
 def _first_line(error):
     lines = str(error).splitlines()
-    return lines[0] if lines else ''
+    line = lines[0] if lines else ''
+    return line if len(line) <= 200 else line[:200] + '...'
 
 
 def _corrupt(path, detail):
@@ -488,21 +835,26 @@ def read_npy_tree(path):
         raise WeightsFileError('%s: cannot open weights file (%s)'
                                % (path, e.strerror or e)) from None
     with f:
-        stat_key = _stat_key(os.fstat(f.fileno()))
+        stat = os.fstat(f.fileno())
+        stat_key = _stat_key(stat)
+        header = _BoundedReader(f, stat.st_size)
         try:
-            version = npy_format.read_magic(f)
+            version = npy_format.read_magic(header)
             if version == (1, 0):
-                shape, fortran_order, dtype = npy_format.read_array_header_1_0(f)
+                shape, fortran_order, dtype = npy_format.read_array_header_1_0(header)
             elif version in ((2, 0), (3, 0)):
-                shape, fortran_order, dtype = npy_format.read_array_header_2_0(f)
+                shape, fortran_order, dtype = npy_format.read_array_header_2_0(header)
             else:
                 raise ValueError('unsupported .npy version %s' % (version,))
-        except (ValueError, OSError, EOFError, SyntaxError) as e:
-            raise _corrupt(path, 'not a readable .npy header: %s' % _first_line(e)) from None
+        except Exception as e:  # pylint: disable=broad-except
+            # NumPy's header parser ran on the file's text: whatever it raised
+            # (ValueError, SyntaxError, tokenize.TokenError, ...) means corrupt.
+            raise _corrupt(path, 'not a readable .npy header: %s: %s'
+                           % (type(e).__name__, _first_line(e))) from None
         if not dtype.hasobject:
             raise WeightsFileError(
                 '%s holds a %s array of shape %s, not a pickled dict of layers '
-                "{'conv1_1': [W, b], ...}" % (path, dtype, shape))
+                "{'conv1_1': [W, b], ...}" % (path, dtype, _shape_text(shape)))
         unpickler = SafeUnpickler(f)
         try:
             tree = unpickler.load()
@@ -511,42 +863,103 @@ def read_npy_tree(path):
                 "%s: refused to unpickle it: it asks for '%s.%s', which a weights "
                 'file never needs (only NumPy arrays and dtypes, dict, list, tuple, '
                 'str, bytes, int and float are allowed); nothing it names was run'
-                % (path, e.module, e.name)) from None
+                % (path, _quoted(e.module), _quoted(e.name))) from None
         except (EOFError, struct.error) as e:
-            raise _corrupt(path, 'the pickle ends early: %s' % (e or 'end of file')) from None
-        except (pickle.UnpicklingError, ValueError, TypeError, AttributeError,
-                IndexError, KeyError, UnicodeDecodeError, MemoryError, OverflowError,
-                RecursionError) as e:
-            raise _corrupt(path, 'bad pickle: %s: %s' % (type(e).__name__, _first_line(e))) from None
-    try:
-        return _resolve(tree, path, stat_key, top=True)
-    except RecursionError:
-        raise _corrupt(path, 'nesting too deep') from None
+            raise _corrupt(path, 'the pickle ends early: %s'
+                           % (_first_line(e) or 'end of file')) from None
+        except Exception as e:  # pylint: disable=broad-except
+            # Only pickle's opcodes and this module's stand-ins ran: whatever
+            # they raised (UnpicklingError, NumPy's errors, TypeError, ...)
+            # means the pickle is not a weights file.
+            raise _corrupt(path, 'bad pickle: %s: %s'
+                           % (type(e).__name__, _first_line(e))) from None
+    return _Resolver(path, stat_key).resolve(tree)
 
 
-def _resolve(obj, path, stat_key, top=False):
-    if isinstance(obj, _ArrayStub):
-        if obj.dtype is None:
-            raise _corrupt(path, 'an array without state')
-        if obj.dtype.hasobject:
-            if top and obj.shape == ():
-                return _resolve(obj.data[0], path, stat_key)
-            raise WeightsFileError('%s: holds an object array of shape %s; weights '
-                                   'must be numeric arrays' % (path, obj.shape))
-        return LazyArray(path, stat_key, obj)
-    if isinstance(obj, dict):
-        return {_resolve(k, path, stat_key): _resolve(v, path, stat_key)
-                for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_resolve(v, path, stat_key) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_resolve(v, path, stat_key) for v in obj)
-    if isinstance(obj, _LazyBytes):
-        raise WeightsFileError('%s: holds a large bare bytes object; expected '
-                               'a dict of arrays' % path)
-    if isinstance(obj, (_Sealed, np.dtype)):
-        raise _corrupt(path, 'a stray %r' % (obj,))
-    return obj
+def _quoted(name):
+    """A global's name for a message: as written when printable, else escaped and cut."""
+    if name.isprintable() and len(name) <= _QUOTE_CHARS:
+        return name
+    return _short(name)
+
+
+class _Resolver:
+    """Turns the unpickled tree into plain containers of :class:`LazyArray`.
+
+    Shared objects (pickle's memo) are resolved once and stay shared, so the
+    walk takes time proportional to the pickle, not to the tree it describes
+    (a "billion laughs" file describes 2**30 lists in a few hundred bytes).
+    Nesting is limited to :data:`MAX_DEPTH`, cycles are refused, and a payload
+    may back only one array, so the arrays' total size is bounded by the file.
+    """
+
+    def __init__(self, path, stat_key):
+        self.path = path
+        self.stat_key = stat_key
+        self.done = {}  # id -> (original, resolved): keeps ids valid
+        self.active = set()
+        self.payloads = set()
+
+    def resolve(self, tree):
+        if (isinstance(tree, _ArrayStub) and tree.dtype is not None and tree.dtype.hasobject
+                and tree.shape == ()):
+            tree = tree.data[0]  # np.save's 0-d object array around the dict: .item()
+        return self._walk(tree, 1)
+
+    def _walk(self, obj, depth):
+        if obj is None or isinstance(obj, (str, bytes, int, float)):
+            return obj
+        key = id(obj)
+        hit = self.done.get(key)
+        if hit is not None:
+            return hit[1]
+        if depth > MAX_DEPTH:
+            raise _corrupt(self.path, 'containers nested more than %d deep' % MAX_DEPTH)
+        if key in self.active:
+            raise _corrupt(self.path, 'a %s that contains itself' % type(obj).__name__)
+        self.active.add(key)
+        out = self._convert(obj, depth)
+        self.active.discard(key)
+        self.done[key] = (obj, out)
+        return out
+
+    def _convert(self, obj, depth):
+        path = self.path
+        if isinstance(obj, _ArrayStub):
+            if obj.dtype is None:
+                raise _corrupt(path, 'an array without state')
+            if obj.dtype.hasobject:
+                raise WeightsFileError('%s: holds an object array of shape %s; weights '
+                                       'must be numeric arrays' % (path, _shape_text(obj.shape)))
+            length = obj.data.length if isinstance(obj.data, _LazyBytes) else len(obj.data)
+            if length >= _SHARED_PAYLOAD_BYTES:
+                if id(obj.data) in self.payloads:
+                    raise _corrupt(path, 'two arrays share one payload')
+                self.payloads.add(id(obj.data))
+            return LazyArray(path, self.stat_key, obj)
+        if type(obj) is dict:  # pylint: disable=unidiomatic-typecheck
+            return {self._walk(k, depth + 1): self._walk(v, depth + 1) for k, v in obj.items()}
+        if type(obj) is list:  # pylint: disable=unidiomatic-typecheck
+            return [self._walk(v, depth + 1) for v in obj]
+        if type(obj) is tuple:  # pylint: disable=unidiomatic-typecheck
+            return tuple(self._walk(v, depth + 1) for v in obj)
+        if isinstance(obj, _LazyBytes):
+            raise WeightsFileError('%s: holds a large bare bytes object; expected '
+                                   'a dict of arrays' % path)
+        if isinstance(obj, (_Sealed, np.dtype)):
+            raise _corrupt(path, 'a stray %s' % (obj,))
+        raise _corrupt(path, 'a stray %s' % _short(obj))
+
+
+def _is_name(name):
+    """Whether a key can name a layer or variable (and be quoted in a one-line message)."""
+    return 0 < len(name) <= 256 and name.isprintable()
+
+
+def _names_text(names, most=40):
+    names = sorted(names)
+    more = ' and %d more' % (len(names) - most) if len(names) > most else ''
+    return ', '.join(names[:most]) + more
 
 
 class WeightsFile:
@@ -582,8 +995,8 @@ class WeightsFile:
         for name, value in tree.items():
             if isinstance(name, bytes):
                 name = name.decode('latin1')
-            if not isinstance(name, str):
-                raise self._not_layers('a key %r that is not a layer name' % (name,))
+            if not isinstance(name, str) or not _is_name(name):
+                raise self._not_layers('a key %s that is not a layer name' % _short(name))
             if isinstance(value, (list, tuple)):
                 entries = dict(enumerate(value))
                 formats.add('original')
@@ -591,7 +1004,8 @@ class WeightsFile:
                     isinstance(k, int) and not isinstance(k, bool) for k in value):
                 entries = dict(value)
                 formats.add('indexed')
-            elif isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+            elif isinstance(value, dict) and value and all(
+                    isinstance(k, str) and _is_name(k) for k in value):
                 entries = dict(value)
                 if not all(isinstance(v, LazyArray) for v in entries.values()):
                     raise self._not_layers("block '%s' holding non-arrays" % name)
@@ -628,7 +1042,7 @@ class WeightsFile:
         if layer not in self.layers:
             raise WeightsFileError(
                 "%s: layer '%s' is missing (the file has %s); is it a VGG19 weights file?"
-                % (self.path, layer, ', '.join(sorted(self.layers)) or 'no layers'))
+                % (self.path, layer, _names_text(self.layers) or 'no layers'))
         entries = self.layers[layer]
         if index not in entries:
             raise WeightsFileError("%s: layer '%s' has no %s (index %d)"
@@ -646,7 +1060,7 @@ class WeightsFile:
         if name not in entries:
             raise WeightsFileError(
                 "%s: attention block '%s' has no variable '%s' (it has %s)"
-                % (self.path, block, name, ', '.join(sorted(entries))))
+                % (self.path, block, name, _names_text(entries)))
         return self._check(entries[name], "attention block '%s' variable '%s'" % (block, name),
                            expected_shape)
 
@@ -679,10 +1093,23 @@ def load_weights(path):
       WeightsFileError: see :class:`WeightsFile`.
     """
     wf = WeightsFile(path)
-    out = {name: [entries[i].read() for i in sorted(entries)]
+    arrays = {}  # id -> (LazyArray, ndarray or None): a shared array is read once
+    for entries in list(wf.layers.values()) + list(wf.blocks.values()):
+        for lazy in entries.values():
+            arrays.setdefault(id(lazy), [lazy, None])
+    _check_memory(wf.path, sum(lazy.read_nbytes for lazy, _ in arrays.values()),
+                  'reading all %d arrays' % len(arrays))
+
+    def read(lazy):
+        entry = arrays[id(lazy)]
+        if entry[1] is None:
+            entry[1] = lazy.read()
+        return entry[1]
+
+    out = {name: [read(entries[i]) for i in sorted(entries)]
            for name, entries in wf.layers.items()}
     for block, entries in wf.blocks.items():
-        out[block] = {name: arr.read() for name, arr in entries.items()}
+        out[block] = {name: read(arr) for name, arr in entries.items()}
     return out
 
 

@@ -31,6 +31,8 @@ name when this module is imported (see :func:`_conv_grad`).
 import numpy as np
 import tensorflow as tf
 
+from vgg_patch import _shapes
+
 __all__ = ['conv2d_3x3', 'supports']
 
 # F(2x2, 3x3) with interpolation points 0, 1, -1 (Lavin & Gray, section 4.1).
@@ -52,14 +54,14 @@ def supports(x, filters):
     That is: float32, ``x`` of rank 4 with static height, width and channels,
     ``filters`` of static shape [3, 3, channels, K]. The batch may be unknown.
     """
-    shape, fshape = x.shape, filters.shape
+    shape, fshape = _shapes.dims(x), _shapes.dims(filters)
     if x.dtype != tf.float32 or filters.dtype.base_dtype != tf.float32:
         return False
-    if shape.rank != 4 or fshape.rank != 4:
+    if shape is None or fshape is None or len(shape) != 4 or len(fshape) != 4:
         return False
-    if None in shape.as_list()[1:] or None in fshape.as_list():
+    if None in shape[1:] or None in fshape:
         return False
-    return fshape.as_list()[:3] == [3, 3, shape[3]]
+    return fshape[:3] == [3, 3, shape[3]]
 
 
 def conv2d_3x3(x, filters, name=None):
@@ -82,10 +84,11 @@ def conv2d_3x3(x, filters, name=None):
         raise ValueError(
             'conv2d_3x3 takes float32 x [N, H, W, C] with static H, W, C and filters '
             '[3, 3, C, K]; got x %s %s and filters %s %s'
-            % (x.dtype.name, x.shape, filters.dtype.base_dtype.name, filters.shape))
+            % (x.dtype.name, _shapes.text(x), filters.dtype.base_dtype.name,
+               _shapes.text(filters)))
     with tf.name_scope(name or 'Winograd'):
-        _, height, width, _ = x.shape.as_list()
-        out_channels = filters.shape[3]
+        _, height, width, _ = _shapes.dims(x)
+        out_channels = _shapes.dims(filters)[3]
         tiles_h, tiles_w = _tiles(height, width)
         # One XLA cluster, so that the ten-odd adds, slices and stacks below are
         # one pass over x (_conv_grad's adjoint is one too).
@@ -132,8 +135,8 @@ def _conv_grad(op, d_y, *unused):
     if d_y is None:
         return [None] * 5
     # Static shapes only: reading x itself would keep it alive for the backward pass.
-    _, height, width, channels = x.shape.as_list()
-    out_channels = filters.shape[3]
+    _, height, width, channels = _shapes.dims(x)
+    out_channels = _shapes.dims(filters)[3]
     tiles_h, tiles_w = _tiles(height, width)
     if (2 * tiles_h, 2 * tiles_w) != (height, width):
         d_y = tf.pad(d_y, [[0, 0], [0, 2 * tiles_h - height], [0, 2 * tiles_w - width],
@@ -159,7 +162,7 @@ def _phases(t, axis, tiles):
     ``t`` has ``2 * tiles + 2`` entries along ``axis``; returns four tensors of
     ``tiles`` entries, the i-th holding entries ``i, i + 2, i + 4, ...``.
     """
-    shape = [-1 if d is None else d for d in t.shape.as_list()]
+    shape = [-1 if d is None else d for d in _shapes.dims(t)]
     split = shape[:axis] + [tiles + 1, 2] + shape[axis + 1:]
     even, odd = tf.unstack(tf.reshape(t, split), axis=axis + 1)
     head = [slice(None)] * axis + [slice(None, -1)]
@@ -189,7 +192,7 @@ def _phases_adjoint(d0, d1, d2, d3, axis):
     even = _pad_axis(d0, axis, 0, 1) + _pad_axis(d2, axis, 1, 0)
     odd = _pad_axis(d1, axis, 0, 1) + _pad_axis(d3, axis, 1, 0)
     both = tf.stack([even, odd], axis + 1)                      # [..., tiles + 1, 2, ...]
-    shape = [-1 if d is None else d for d in both.shape.as_list()]
+    shape = [-1 if d is None else d for d in _shapes.dims(both)]
     return tf.reshape(both, shape[:axis] + [shape[axis] * 2] + shape[axis + 2:])
 
 
@@ -203,7 +206,7 @@ def _input_transform_adjoint(d_v, height, width, tiles_h, tiles_w, channels):
 
 def _input_transform(x, tiles_h, tiles_w):
     """V = B^T d B for every overlapping 4x4 tile, as [16, N * tiles, C]."""
-    _, height, width, channels = x.shape.as_list()
+    _, height, width, channels = _shapes.dims(x)
     xp = tf.pad(x, [[0, 0], [1, 2 * tiles_h + 1 - height],
                     [1, 2 * tiles_w + 1 - width], [0, 0]])
     rows = tf.stack(_apply_b_t(*_phases(xp, 1, tiles_h)), 0)   # [4, N, th, 2tw+2, C]
@@ -218,7 +221,7 @@ def _filter_transform(filters):
     transform (a three-operand einsum transposes the filters and took 10 ms
     for a 512x512 layer, as much as the layer's products at batch 1).
     """
-    _, _, channels, out_channels = filters.shape.as_list()
+    _, _, channels, out_channels = _shapes.dims(filters)
     g = tf.constant(_G)
     rows = tf.matmul(g, tf.reshape(filters, [3, -1]))            # [4, 3*C*K]
     rows = tf.reshape(rows, [4, 3, -1])                          # [a, j, C*K]

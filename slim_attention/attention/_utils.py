@@ -109,11 +109,25 @@ def check_ratios(reduction_ratio, inner_units_ratio, default_reduction_ratio):
 
 
 def static_shape(inputs):
-    """The static shape of a tensor, variable or array-like, without creating ops."""
+    """The static shape of a tensor, variable, ``TensorShape`` or array-like,
+    without creating ops."""
+    if isinstance(inputs, tf.TensorShape):
+        return inputs
     shape = getattr(inputs, 'shape', None)
     if shape is None:
         shape = np.shape(inputs)
     return tf.TensorShape(shape)
+
+
+def static_dim(inputs, axis):
+    """Entry ``axis`` of the static shape: an int, or None if unknown.
+
+    The one way the blocks read a static dimension. Under
+    ``tf.compat.v1.disable_v2_behavior()`` ``tensor.shape[i]`` is a
+    ``Dimension`` (``Dimension(None) is not None``, comparisons with it give
+    None), under TF2 behaviour an int or None; this is an int or None in both.
+    """
+    return tf.compat.dimension_value(static_shape(inputs)[axis])
 
 
 def check_inputs(inputs, data_format):
@@ -133,7 +147,7 @@ def check_inputs(inputs, data_format):
         raise ValueError(
             'inputs must have rank 4 (%s), got shape %s (rank %s)'
             % (data_format, shape, shape.rank))
-    channels = tf.compat.dimension_value(shape[channel_axis(data_format)])
+    channels = static_dim(shape, channel_axis(data_format))
     if channels is None:
         raise ValueError(
             'inputs must have a known number of channels (axis %d in %s), '
@@ -258,11 +272,11 @@ def _softmax_attention_grad(op, d_y, *unused):
     if transposed:  # values [N, C, L], y [N, C, M]
         d_att = tf.matmul(d_y, values, transpose_a=True)  # [N, M, L]
         d_values = tf.matmul(d_y, attention)  # [N, C, L]
-        width, length = values.shape[1], values.shape[2]
+        width, length = static_dim(values, 1), static_dim(values, 2)
     else:  # values [N, L, C], y [N, M, C]
         d_att = tf.matmul(d_y, values, transpose_b=True)  # [N, M, L]
         d_values = tf.matmul(attention, d_y, transpose_a=True)  # [N, L, C]
-        width, length = values.shape[2], values.shape[1]
+        width, length = static_dim(values, 2), static_dim(values, 1)
     if width is not None and length is not None and width < length:
         row_dot = tf.reduce_sum(d_y * y, 1 if transposed else -1)  # [N, M]
         row_dot = tf.expand_dims(row_dot, -1)  # [N, M, 1]
@@ -289,7 +303,7 @@ def _attention_pool_grad(op, d_context, *unused):
         return [None] * 6
     nchw = bool(tf.get_static_value(nchw))  # a Const the block wrote
     batch = tf.shape(x)[0]
-    channels = int(x.shape[1] if nchw else x.shape[-1])
+    channels = static_dim(x, 1 if nchw else -1)
     kernel = tf.tile(tf.reshape(kernel, [1, 1, channels]), [batch, 1, 1])  # [N, 1, C]
     d_context = tf.reshape(d_context, [batch, 1, channels])  # [N, 1, C]
     if nchw:
@@ -317,7 +331,7 @@ _register_gradient(_SOFTMAX_ATTENTION_GRAD, _softmax_attention_grad)
 
 def _axes(x, axis):
     """``axis`` (an int or ints, possibly negative) as non-negative ints."""
-    rank = len(x.shape)  # the blocks' inputs have a known rank (check_inputs)
+    rank = static_shape(x).rank  # the blocks' inputs have a known rank (check_inputs)
     return [a % rank for a in ([axis] if isinstance(axis, int) else axis)]
 
 
@@ -412,7 +426,7 @@ def attention_pool(x, mask_args, data_format, scope='conv_mask'):
         kernels.append(kernel)
         return pointwise(net, kernel, data_format)
 
-    channels = int(x.shape[channel_axis(data_format)])
+    channels = static_dim(x, channel_axis(data_format))
     # stop_gradient: x's gradient through the mask comes from the fused gradient.
     logits = weighted_layer(tf.stop_gradient(x), mask_conv, [1, 1, channels, 1],
                             mask_args, scope, data_format)  # [N,H,W,1] / [N,1,H,W]
@@ -488,7 +502,7 @@ def pointwise(x, weights, data_format):
     """
     if data_format == 'NHWC':
         return tf.nn.conv2d(x, weights, strides=1, padding='VALID')
-    cin, cout = int(weights.shape[2]), int(weights.shape[3])
+    cin, cout = static_dim(weights, 2), static_dim(weights, 3)
     shape = tf.shape(x)
     kernel = tf.reshape(weights, [cin, cout])
     flat = tf.reshape(x, [shape[0], cin, -1])  # [N, Cin, HW]
@@ -590,7 +604,7 @@ def weighted_layer(x, op, weights_shape, args, scope, data_format=None):
 
 def dense(x, units, args, scope):
     """``x @ W + b`` on [N, Cin]: variables ``scope/weights`` [Cin, units], ``scope/biases``."""
-    return weighted_layer(x, tf.matmul, [int(x.shape[-1]), units], args, scope)
+    return weighted_layer(x, tf.matmul, [static_dim(x, -1), units], args, scope)
 
 
 def mlp(x, units, activation_fn, args):
@@ -600,7 +614,7 @@ def mlp(x, units, activation_fn, args):
     ``fc2`` (units -> C); returns the [B, C] logits (no gate).
     """
     hidden = activation_fn(dense(x, units, args, 'fc1'))  # [B, P]
-    return dense(hidden, int(x.shape[-1]), args, 'fc2')  # [B, C]
+    return dense(hidden, static_dim(x, -1), args, 'fc2')  # [B, C]
 
 
 def mlp_gate_args(inputs, reduction_ratio, inner_units_ratio, activation_fn,
@@ -638,7 +652,7 @@ def mlp_gate_args(inputs, reduction_ratio, inner_units_ratio, activation_fn,
 
 def conv1x1(x, units, args, data_format, scope):
     """1x1 convolution with slim.conv2d's variables (``weights`` [1,1,Cin,Cout], ``biases``)."""
-    cin = int(x.shape[channel_axis(data_format)])
+    cin = static_dim(x, channel_axis(data_format))
     return weighted_layer(
         x, lambda net, weights: pointwise(net, weights, data_format),
         [1, 1, cin, units], args, scope, data_format)
@@ -680,9 +694,19 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
     normalises with the biased variance and returns the unbiased one, exactly
     what the moving update needs); float64, which the fused kernel lacks, uses
     ``tf.nn.moments`` and ``tf.nn.batch_normalization``.
+
+    A bool tensor ``is_training`` builds no ``tf.cond``: both normalisations
+    are computed and ``tf.where`` passes the selected one on bit for bit (the
+    other gets a zero gradient), and the moving-average update subtracts a
+    ``tf.where``-gated step, exactly zero when not training. A TF2 cond
+    (``If``/``StatelessIf``) cannot be differentiated once a session has run
+    it -- its gradient needs intermediate outputs that the op which ran does
+    not have -- and TF1 code builds training ops after a first run (evaluate,
+    then train; restore, then fine-tune). The price is the unused
+    normalisation, one pass over a map the blocks keep small.
     """
     cax = channel_axis(data_format)
-    channels = int(x.shape[cax])
+    channels = static_dim(x, cax)
     fused = x.dtype.base_dtype in (tf.float16, tf.bfloat16, tf.float32)
     with tf1.variable_scope(scope):
         beta, gamma = _offset_and_scale(channels, dtype, gamma_initializer,
@@ -722,12 +746,17 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
                 y = normalize(mean, variance)
             return y, mean, variance
 
-        def update_moving_stats(mean, unbiased):
-            update_mean = tf1.assign_sub(moving_mean,
-                                         (moving_mean - mean) * (1.0 - decay))
-            update_var = tf1.assign_sub(
-                moving_variance, (moving_variance - unbiased) * (1.0 - decay))
-            return tf.group(update_mean, update_var)
+        def update_moving_stats(mean, unbiased, gate=None):
+            """The moving-average update; with a bool tensor ``gate``, a no-op
+            (minus exactly zero) when it is False."""
+            def step(var, value):
+                delta = (var - value) * (1.0 - decay)
+                if gate is not None:
+                    # where, not a multiply by 0/1: a non-finite batch
+                    # statistic in inference must not reach the variable.
+                    delta = tf.where(gate, delta, tf.zeros_like(delta))
+                return tf1.assign_sub(var, delta)
+            return tf.group(step(moving_mean, mean), step(moving_variance, unbiased))
 
         if isinstance(is_training, bool):
             if not is_training:
@@ -736,15 +765,10 @@ def batch_norm(x, is_training, decay, epsilon, gamma_initializer, dtype,
             tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS,
                                   update_moving_stats(mean, unbiased))
             return y
-        y, mean, unbiased = tf.cond(is_training, train_bn, infer_bn)
-
-        def update():
-            with tf.control_dependencies([update_moving_stats(mean, unbiased)]):
-                return tf.constant(True)
-
-        tf1.add_to_collection(
-            tf1.GraphKeys.UPDATE_OPS,
-            tf.cond(is_training, update, lambda: tf.constant(False)))
+        y_train, mean, unbiased = train_bn()
+        y = tf.where(is_training, y_train, infer_bn()[0])
+        tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS,
+                              update_moving_stats(mean, unbiased, is_training))
         return y
 
 
@@ -766,7 +790,7 @@ def layer_norm(x, epsilon, dtype, trainable, variables_collections,
     Variables ``scope/gamma`` (ones) and ``scope/beta`` (zeros), as slim.layer_norm.
     """
     cax = channel_axis(data_format)
-    channels = int(x.shape[cax])
+    channels = static_dim(x, cax)
     with tf1.variable_scope(scope):
         beta, gamma = _offset_and_scale(channels, dtype, tf1.ones_initializer(),
                                         trainable, variables_collections)

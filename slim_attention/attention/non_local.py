@@ -143,7 +143,7 @@ def non_local_block(inputs,
         # affinity [N, HW, L] (on theta when L is unknown).
         scale = float(inner) ** -0.5
         hw_axes = (1, 2) if data_format == 'NHWC' else (2, 3)
-        sizes = [source.shape[a] for a in hw_axes]
+        sizes = [_utils.static_dim(source, a) for a in hw_axes]
         scale_theta = None in sizes or inner < sizes[0] * sizes[1]
         if scale_theta:
             theta = theta * scale
