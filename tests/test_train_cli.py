@@ -65,6 +65,7 @@ def make_image_folder(root, per_class=8, corrupt=True):
 def base_args(data_dir, train_dir, *extra):
     return ["--data-dir", data_dir, "--train-dir", train_dir, "--image-size", "32",
             "--batch-size", "4", "--optimizer", "momentum", "--learning-rate", "1e-4",
+            "--warmup-epochs", "0",
             "--keep-checkpoints", "2", "--attention-images", "2", "--dropout", "0.5",
             "--summary-every", "2",
             "--seed", "1"] + list(extra)
