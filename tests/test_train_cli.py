@@ -65,6 +65,7 @@ def make_image_folder(root, per_class=8, corrupt=True):
 def base_args(data_dir, train_dir, *extra):
     return ["--data-dir", data_dir, "--train-dir", train_dir, "--image-size", "32",
             "--batch-size", "4", "--optimizer", "momentum", "--learning-rate", "1e-4",
+            "--warmup-epochs", "0",
             "--keep-checkpoints", "2", "--attention-images", "2", "--dropout", "0.5",
             "--summary-every", "2",
             "--seed", "1"] + list(extra)
@@ -259,6 +260,74 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(first_run, data_dir, capsy
     for step, values in before.items():
         np.testing.assert_array_equal(
             values, ckpt_value(os.path.join(d, "model.ckpt-%d" % step), "fc7/fc7_weights"))
+
+
+def _graph_of_defaults(tmp_path, *argv, num_classes=2):
+    """build_graph with the options ``--data-dir DIR *argv`` resolve to."""
+    args = train_lib.resolve_config(train_lib.build_parser().parse_args(
+        ["--data-dir", str(tmp_path)] + list(argv)))
+    return train_lib.build_graph(args, num_classes, 5, 50)
+
+
+def test_a_nan_step_changes_no_saved_variable(graph, tmp_path):
+    g = _graph_of_defaults(tmp_path, "--image-size", "32", "--batch-size", "2")
+    names = [v.op.name for v in g.saved_variables]
+    stats = [n for n in names if n.endswith(("moving_mean", "moving_variance"))]
+    assert stats and any(n.endswith("/Adam") for n in names), names
+    assert "global_step" in names
+    images = np.random.RandomState(0).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+    feed = {g.images: images, g.labels: np.array([0, 1]), g.train_mode: True}
+    with tf.compat.v1.Session() as sess:
+        sess.run(g.init)
+        sess.run(g.copy_statistics)
+        first = dict(zip(names, sess.run(g.saved_variables)))
+        assert train_lib.run_step(sess, g, [g.train_op, g.loss], feed) is not None
+        before = dict(zip(names, sess.run(g.saved_variables)))
+        for name in stats:  # a good step moves the statistics...
+            assert not np.array_equal(before[name], first[name]), name
+        images[0, 5, 5, 0] = np.nan  # NaN batch statistics, loss and gradients
+        assert train_lib.run_step(sess, g, [g.train_op, g.loss], feed) is None
+        after = dict(zip(names, sess.run(g.saved_variables)))
+        for name in names:  # ...a failing one changes nothing at all
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+        assert sess.run(g.weights_finite)
+        # The check before a save covers every saved variable, statistics included.
+        stat = [v for v in g.saved_variables if v.op.name == stats[0]][0]
+        sess.run(stat.assign(tf.fill(tf.shape(stat), np.float32(np.inf))))
+        assert not sess.run(g.weights_finite)
+
+
+def _from_scratch():
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    import from_scratch  # pylint: disable=import-outside-toplevel
+    return from_scratch
+
+
+@pytest.mark.parametrize("num_classes,repeat_batch", [(2, False), (10, True)])
+def test_from_scratch_defaults_train_at_32_px(num_classes, repeat_batch):
+    # No --weights, no recipe flags: the defaults must train, not diverge. Two
+    # classes learn from fresh batches within 12 steps; ten fit one batch.
+    row = _from_scratch().measure(32, num_classes, seed=0, steps=12, batch=8,
+                                  repeat_batch=repeat_batch, eval_images=8)
+    losses = row["losses"]
+    assert row["nan_at"] is None and len(losses) == 12 and np.all(np.isfinite(losses))
+    assert 0.8 * np.log(num_classes) < losses[0] < 1.5 * np.log(num_classes), losses
+    assert max(losses) < 2.0 * np.log(num_classes), losses
+    assert np.mean(losses[-4:]) < 0.8 * losses[0], losses
+
+
+@pytest.mark.slow
+def test_from_scratch_defaults_train_at_224_px():
+    # Two steps at 224 px, 1000 classes, on one batch: finite, near ln 1000, falling.
+    row = _from_scratch().measure(224, 1000, seed=0, steps=3, batch=2, repeat_batch=True,
+                                  eval_images=2)
+    losses = row["losses"]
+    assert row["nan_at"] is None and np.all(np.isfinite(losses)), losses
+    assert 0.8 * np.log(1000) < losses[0] < 1.5 * np.log(1000), losses
+    assert losses[2] < losses[0], losses
 
 
 def test_rerun_resumes_at_the_saved_step(first_run, data_dir, capsys):

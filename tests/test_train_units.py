@@ -88,6 +88,25 @@ def test_demo_and_data_defaults(tmp_path):
     assert train.resolve_config(_args("--data-dir", "x", "--no-flip")).flip is False
 
 
+def test_recipe_defaults_depend_on_weights(tmp_path):
+    recipe = ("optimizer", "learning_rate", "weight_decay", "warmup_epochs")
+    weights = tmp_path / "vgg19.npy"
+    weights.write_bytes(b"x")  # only its existence is checked here
+    for argv, expected in (([], ("adam", 1e-4, 0.0, 0.0)),  # the demo: its own recipe
+                           (["--data-dir", "d"], ("adam", 1e-4, 0.0, 1.0)),
+                           (["--data-dir", "d", "--weights", str(weights)],
+                            ("momentum", 1e-3, 5e-4, 0.0))):
+        args = train.resolve_config(_args(*argv))
+        assert tuple(getattr(args, k) for k in recipe) == expected, argv
+    # Given flags win over either recipe.
+    args = train.resolve_config(_args("--data-dir", "d", "--optimizer", "momentum",
+                                      "--weight-decay", "1e-5"))
+    assert (args.optimizer, args.learning_rate, args.weight_decay) == ("momentum", 1e-4,
+                                                                       1e-5)
+    text = train.build_parser().format_help()
+    assert "from scratch Adam 1e-4" in " ".join(text.split())
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
     (["--max-steps", "0"], "--max-steps must be >= 1, got 0"),
@@ -202,7 +221,10 @@ def test_package_import_does_not_load_tensorflow():
     import sys
     code = ('import sys, vgg_patch, vgg_patch.train, vgg_patch.weights; '
             'print("tensorflow" in sys.modules)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    # Without the suite's v1-behaviour hook, which imports TensorFlow itself.
+    env = dict(os.environ, TEST_TF_BEHAVIOR="v2")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True, env=env)
     assert out.stdout.strip() == 'False'
 
 

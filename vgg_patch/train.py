@@ -61,16 +61,27 @@ EXPORT_NAME = os.path.join("export", "vgg19-cbam.npy")
 CLASSES_FILE = "classes.txt"
 RUN_FILE = "run.json"
 
+# The optimisation recipe for one's own data depends on where training starts.
+# From scratch (no --weights): Adam 1e-4 after one epoch of linear warm-up, no
+# weight decay, chosen by measurement (bench/from_scratch.py; README): at 32 px
+# momentum SGD 1e-3 barely moves and 1e-2 diverges, and at 224 px Adam's first
+# full-size steps (each weight of fc6's 25,088 inputs moving by the learning
+# rate at once) throw the loss up to 30x ln 2 without the warm-up.
+SCRATCH_RECIPE = dict(optimizer="adam", learning_rate=1e-4, weight_decay=0.0,
+                      warmup_epochs=1.0)
+# Fine-tuning from --weights: momentum SGD 1e-3 with weight decay 5e-4.
+FINE_TUNE_RECIPE = dict(optimizer="momentum", learning_rate=1e-3, weight_decay=5e-4,
+                        warmup_epochs=0.0)
 # Settings of the built-in demo (no --data-dir): scikit-learn's digits at 48x48,
-# from scratch. 48 px is the smallest size where pool5 is 2x2 (SAME pooling), so
-# CBAM's spatial map still has something to show; flips are off for digits.
+# from scratch with its own measured recipe. 48 px is the smallest size where
+# pool5 is 2x2 (SAME pooling), so CBAM's spatial map still has something to
+# show; flips are off for digits.
 DEMO_SETTINGS = dict(image_size=48, epochs=3, batch_size=32, optimizer="adam",
                      learning_rate=1e-4, weight_decay=0.0, flip=False,
                      warmup_epochs=0.0, keep_checkpoints=2)
-# Defaults for one's own data.
-DATA_DEFAULTS = dict(image_size=224, epochs=10, batch_size=32, optimizer="momentum",
-                     learning_rate=1e-3, weight_decay=5e-4, flip=True,
-                     warmup_epochs=0.0, keep_checkpoints=3)
+# Defaults for one's own data (plus the recipe above).
+DATA_DEFAULTS = dict(image_size=224, epochs=10, batch_size=32, flip=True,
+                     keep_checkpoints=3)
 
 _NAN_TAG = "vgg19-cbam-train: non-finite loss or gradient"
 
@@ -94,8 +105,11 @@ def build_parser():
         description="Retrain tensorflow-vgg's VGG19 with CBAM after pool5 on a folder "
                     "of images (one subfolder per class), in graph mode. With no "
                     "--data-dir it runs a short built-in demo on scikit-learn's "
-                    "handwritten digits, from scratch. Running the same command again "
-                    "resumes from the newest checkpoint.")
+                    "handwritten digits, from scratch. The optimisation defaults "
+                    "depend on --weights: from scratch Adam 1e-4 after a 1-epoch "
+                    "warm-up, no weight decay; fine-tuning momentum SGD 1e-3, weight "
+                    "decay 5e-4, no warm-up. Running the same command again resumes "
+                    "from the newest checkpoint.")
     a = p.add_argument
     a("--data-dir", help="folder with one subfolder of images (JPEG/PNG/BMP/GIF) per "
                          "class; without it: the built-in digits demo")
@@ -116,17 +130,20 @@ def build_parser():
     a("--epochs", type=int, help="epochs to train in total (default 10; demo 3)")
     a("--max-steps", type=int, help="stop after this many steps in total")
     a("--optimizer", choices=("momentum", "adam"),
-      help="momentum SGD or Adam (default momentum; demo adam)")
+      help="momentum SGD or Adam (default: adam from scratch, momentum with "
+           "--weights)")
     a("--momentum", type=float, default=0.9, help="momentum of SGD (default 0.9)")
     a("--learning-rate", type=float,
-      help="peak learning rate (default 1e-3; demo 1e-4)")
+      help="peak learning rate (default: 1e-4 from scratch, 1e-3 with --weights)")
     a("--lr-schedule", choices=("cosine", "step", "constant"), default="cosine",
       help="cosine decay to 0 over the run, step (x0.1 at 50%% and 75%% of the run) "
            "or constant (default cosine)")
     a("--warmup-epochs", type=float,
-      help="linear learning-rate warmup, in epochs (default 0)")
+      help="linear learning-rate warmup, in epochs (default: 1 from scratch, 0 with "
+           "--weights; demo 0)")
     a("--weight-decay", type=float,
-      help="L2 penalty on weights (not biases or BatchNorm) (default 5e-4; demo 0)")
+      help="L2 penalty on weights (not biases or BatchNorm) (default: 0 from "
+           "scratch, 5e-4 with --weights)")
     a("--dropout", type=float, default=0.5,
       help="dropout rate of fc6/fc7 while training (default 0.5)")
     a("--trainable-scopes",
@@ -188,7 +205,11 @@ def resolve_config(args):
     if args.demo and args.val_dir:
         raise UsageError("--val-dir needs --data-dir")
     check_precision_flags(args)
-    defaults = DEMO_SETTINGS if args.demo else DATA_DEFAULTS
+    if args.demo:
+        defaults = DEMO_SETTINGS
+    else:
+        defaults = dict(DATA_DEFAULTS, **(FINE_TUNE_RECIPE if args.weights is not None
+                                          else SCRATCH_RECIPE))
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -472,8 +493,8 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps):
         opt = tf.compat.v1.train.MomentumOptimizer(g.learning_rate, args.momentum)
     grads_and_vars = opt.compute_gradients(g.loss, var_list=trainable)
     grads = [gv[0] for gv in grads_and_vars if gv[0] is not None]
-    # A non-finite loss or gradient fails the step BEFORE any variable changes
-    # (every update depends on the check); saves also check the weights.
+    # A non-finite loss or gradient fails the step BEFORE any weight, optimizer
+    # slot or the global step changes (every update depends on the check).
     finite = tf.debugging.check_numerics(
         g.loss + tf.linalg.global_norm(grads) * 0.0, _NAN_TAG)
     with tf.control_dependencies([finite]):
@@ -485,7 +506,30 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps):
     update_ops = [op for op in tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
                   if op.name.startswith(trained_scopes)]
     with tf.control_dependencies(update_ops):
-        g.train_op = opt.apply_gradients(grads_and_vars, global_step=g.global_step)
+        apply_op = opt.apply_gradients(grads_and_vars, global_step=g.global_step)
+    # The moving-statistics updates cannot wait for the check: the network
+    # builds them next to its forward pass, inside its own conditionals. So
+    # each step that passes ends by copying the statistics aside, and a step
+    # that fails puts them back (run_step): a failing step changes nothing.
+    trainable_names = {v.op.name for v in tf.compat.v1.trainable_variables()}
+    stats = [v for v in g.model_variables if v.op.name not in trainable_names]
+    with tf.compat.v1.variable_scope("nan_guard"):
+        copies = [tf.compat.v1.Variable(tf.zeros(v.shape, v.dtype.base_dtype),
+                                        trainable=False, use_resource=True,
+                                        collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES],
+                                        name=v.op.name.replace("/", "_"))
+                  for v in stats]
+
+    def copy(sources, targets):
+        # DeepCopy: a RefVariable's value shares its buffer, which the next
+        # update would change in place in the copy too.
+        return [t.assign(tf.raw_ops.DeepCopy(x=s.read_value()))
+                for s, t in zip(sources, targets)]
+
+    with tf.control_dependencies([apply_op]):
+        g.train_op = tf.group(apply_op, *copy(stats, copies), name="train_op")
+    g.copy_statistics = tf.group(*copy(stats, copies))
+    g.restore_statistics = tf.group(*copy(copies, stats))
 
     tf.compat.v1.summary.scalar("train/loss", g.loss)
     tf.compat.v1.summary.scalar("train/cross_entropy", g.xent)
@@ -495,10 +539,14 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps):
     # Drawn in Python by vgg_patch.figure, like vgg19-cbam-predict's PNG.
     g.attention_fetch = [g.images, g.vgg.attention_map]
 
-    # Checked before every save: a step can leave finite loss but infinite weights.
+    # Checked before every save, on every variable saved (weights, moving
+    # statistics, optimizer slots, loop state): a step can leave a finite loss
+    # but infinite weights.
+    g.saved_variables = tf.compat.v1.global_variables()
     g.weights_finite = tf.reduce_all(tf.stack(
-        [tf.reduce_all(tf.math.is_finite(v)) for v in trainable]))
-    g.saver = tf.compat.v1.train.Saver(max_to_keep=args.keep_checkpoints,
+        [tf.reduce_all(tf.math.is_finite(v)) for v in g.saved_variables
+         if v.dtype.base_dtype.is_floating]))
+    g.saver = tf.compat.v1.train.Saver(g.saved_variables, max_to_keep=args.keep_checkpoints,
                                        save_relative_paths=True)
     g.best_saver = tf.compat.v1.train.Saver(g.model_variables, max_to_keep=1,
                                             save_relative_paths=True)
@@ -691,6 +739,35 @@ class _StopRequest(object):
         return self.signum is not None
 
 
+def run_step(sess, g, fetches, feed_dict):
+    """Runs one training step: ``fetches`` (holding ``g.train_op``) with ``feed_dict``.
+
+    A step whose loss or gradient is NaN or infinite changes no variable: the
+    graph stops it before any weight, optimizer slot or the global step is
+    updated, and the batch-norm moving statistics, which the network updates
+    alongside its forward pass, are put back as the last good step left them.
+    ``g.copy_statistics`` must have run once after the variables were
+    initialised or restored.
+
+    Args:
+      sess: the session of ``g``.
+      g: the ``_Graph`` of :func:`build_graph`.
+      fetches: what to fetch; should hold ``g.train_op``.
+      feed_dict: the step's feeds.
+
+    Returns:
+      The fetched values, or None if the step was not finite (nothing applied).
+    """
+    import tensorflow as tf
+    try:
+        return sess.run(fetches, feed_dict)
+    except tf.errors.InvalidArgumentError as err:
+        if _NAN_TAG not in str(err):
+            raise
+    sess.run(g.restore_statistics)
+    return None
+
+
 def train(args, stop=None):
     """Runs (or resumes) training as configured; exports the best weights.
 
@@ -750,6 +827,7 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
         sess.run(g.init)
         logger.info("starting from %s", "weights %s" % args.weights if args.weights
                     else "scratch (random initialisation)")
+    sess.run(g.copy_statistics)
     step, epoch, position, best_acc, best_epoch = sess.run(
         [g.global_step, g.epoch, g.epoch_position, g.best_accuracy, g.best_epoch])
     step, epoch, position, best_epoch = int(step), int(epoch), int(position), int(best_epoch)
@@ -870,19 +948,17 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
                 if want_summary:
                     fetch.append(g.train_summary)
                 try:
-                    out = sess.run(fetch, {g.handle: handles["train"], g.train_mode: True})
+                    out = run_step(sess, g, fetch, {g.handle: handles["train"],
+                                                    g.train_mode: True})
                 except tf.errors.OutOfRangeError:
                     exhausted = True
                     break
-                except tf.errors.InvalidArgumentError as err:
-                    if _NAN_TAG in str(err):
-                        raise TrainingFailed(
-                            "the loss became NaN or infinite at step %d (learning rate "
-                            "%.3g too high?); stopped without applying that step; last "
-                            "good checkpoint: %s" % (step + 1, sess.run(g.learning_rate),
-                                                     last_saved[0] or restored
-                                                     or "none")) from None
-                    raise
+                if out is None:
+                    raise TrainingFailed(
+                        "the loss became NaN or infinite at step %d (learning rate "
+                        "%.3g too high?); stopped without applying that step; last "
+                        "good checkpoint: %s" % (step + 1, sess.run(g.learning_rate),
+                                                 last_saved[0] or restored or "none"))
                 _, loss, acc, count = out[:4]
                 step += 1
                 done_in_epoch += 1

@@ -31,9 +31,9 @@ NOTE (departures from tensorflow-vgg, each deliberate):
 * ``trainable=False`` makes non-trainable variables rather than
   ``tf.constant`` weights (constants put 548 MB into the GraphDef).
 * Layers without weights in a file start from He-uniform weights (fan_in;
-  fc8, the logits, at unit scale) and zero biases, not tensorflow-vgg's
-  N(0, 0.001), with which a 19-layer stack trained from scratch gets
-  vanishing activations.
+  fc8, the logits, at unit scale; conv1_1 also scaled by 1/128 for its
+  0-255 input) and zero biases, not tensorflow-vgg's N(0, 0.001), with
+  which a 19-layer stack trained from scratch gets vanishing activations.
 * A second ``build()`` on one instance is refused: make another ``Vgg19``.
 """
 import logging
@@ -79,6 +79,8 @@ ATTENTION_BLOCK_KEY = 'cbam_0'
 _ATTENTIONS = ('cbam', None)
 _IMAGENET_CLASSES = 1000
 _FC_WIDTH = 4096
+# Unit of conv1_1's input (rgb * 255 - VGG_MEAN) for its fresh weights: half its range.
+_INPUT_UNIT = 128.0
 
 
 class Vgg19:
@@ -454,9 +456,8 @@ class Vgg19:
         if lazy is not None:
             initial = _file_initializer(lazy)
         elif idx == 0:
-            scale = 1.0 if name == 'fc8' else 2.0
             initial = tf1.variance_scaling_initializer(
-                scale=scale, mode='fan_in', distribution='uniform')
+                scale=_fresh_weight_scale(name), mode='fan_in', distribution='uniform')
         else:
             initial = tf1.zeros_initializer()
         # use_resource=True in both behaviours: under disable_v2_behavior()
@@ -516,6 +517,21 @@ class Vgg19:
         weights_lib.save_weights(npy_path, tree)
         logger.info('saved %d variables to %s', len(self.var_dict), npy_path)
         return npy_path
+
+
+def _fresh_weight_scale(name):
+    """Variance scale (fan_in) of the fresh weights of layer ``name``.
+
+    He's 2 for the ReLU layers and 1 for fc8 (the logits), as if each layer's
+    input had unit scale. conv1_1's input is tensorflow-vgg's ``rgb * 255``
+    minus :data:`VGG_MEAN`, whose RMS is 60-110 for most images, so its scale
+    also divides by ``_INPUT_UNIT ** 2``: otherwise every layer carries that
+    factor, and the logits start at about +-25 (a first loss of 26 instead of
+    ln 2 on two classes, and a diverging first step).
+    """
+    if name == 'conv1_1':
+        return 2.0 / _INPUT_UNIT ** 2
+    return 1.0 if name == 'fc8' else 2.0
 
 
 def _file_initializer(lazy):
