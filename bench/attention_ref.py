@@ -3,7 +3,7 @@
 Written the way blog posts and tutorial repositories write them for TF1: with
 ``tf.compat.v1.layers`` (dense, conv1d/conv2d, batch_normalization,
 max_pooling2d), NHWC, one variable scope per block. Each computes the same math
-as ``shared/design/attention-spec.md`` (the benchmark checks that, with the same
+as ``docs/attention.md`` describes (the benchmark checks that, with the same
 weights, outputs agree), so the timing compares two implementations of one
 function, not two different functions.
 

@@ -2,7 +2,7 @@
 
 Each case pins a block's default scope, its variables (names relative to the
 scope, and shapes) as a function of the channel count, its parameter-count
-formula from attention-spec.md, and the NumPy reference
+formula from docs/attention.md, and the NumPy reference
 (:mod:`attention_reference`) it must match.
 """
 import collections
@@ -73,7 +73,7 @@ def nl_variables(c, r=2):
     return v
 
 
-# Parameter counts, the formulas of attention-spec.md (trainable only).
+# Parameter counts, the formulas of docs/attention.md (trainable only).
 def se_params(c, r=16):
     p = max(1, c // r)
     return 2 * c * p + p + c

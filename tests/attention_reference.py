@@ -1,4 +1,4 @@
-"""NumPy references of the attention blocks, written from attention-spec.md.
+"""NumPy references of the attention blocks, written from docs/attention.md.
 
 Every function takes an NHWC float64 array ``x`` and a dict ``w`` of weights
 keyed by the variable's name relative to the block's scope (for example

@@ -1,9 +1,9 @@
-"""The blocks inserted into tf-slim's ResNet-50 give the spec table's parameter totals.
+"""The blocks inserted into tf-slim's ResNet-50 give the totals of docs/attention.md.
 
 tf-slim's ``resnet_v1_50`` (``resnet_arg_scope(batch_norm_scale=True)``,
 1000 classes) is rebuilt with a bottleneck that applies an attention block on
 the residual branch after its last conv + BN, before the addition with the
-shortcut (where attention-spec.md places SE, CBAM, GC and ECA).
+shortcut (where docs/attention.md places SE, CBAM, GC and ECA).
 """
 import functools
 

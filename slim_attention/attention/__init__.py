@@ -3,8 +3,8 @@
 Each block is an ``@add_arg_scope`` function with tf-slim's signature
 (inputs, hyperparameters, initializers/regularizers, reuse, collections,
 trainable, data_format, scope); one module per mechanism, shared helpers in
-``_utils``. The math, defaults and parameter counts follow
-``shared/design/attention-spec.md``.
+``_utils``. The math, defaults and parameter counts are documented in
+``docs/attention.md``.
 """
 from slim_attention.attention._utils import ATTENTION_MAPS
 from slim_attention.attention.cbam import channel_attention
