@@ -26,6 +26,7 @@ import struct
 import time
 
 import numpy as np
+import pytest
 
 from vgg_patch import weights as wl
 
@@ -203,6 +204,8 @@ def _judge(result, path, size):
     return problem
 
 
+@pytest.mark.tf_behavior("v2", reason="the loader is NumPy-only and its subprocesses drop the "
+                         "v1 hook: a second 30 s pass would fuzz the very same code")
 def test_fuzzed_weights_files_load_or_give_one_line(tmp_path):
     cases_dir = tmp_path / 'cases'
     cases_dir.mkdir()
