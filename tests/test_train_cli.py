@@ -720,3 +720,43 @@ def test_a_full_disk_gives_one_line_and_leaves_no_temp_files(kind, variant, data
     if last_good:
         assert saved_steps(d)[-1] == last_good
         assert ckpt_value(good, "global_step") == last_good
+
+
+@pytest.mark.parametrize("phase", ["validation", "export"])
+def test_ctrl_c_during_validation_or_export_exits_130(phase, data_dir, tmp_path,
+                                                      monkeypatch, capsys):
+    # Ctrl-C as the phase starts: validation stops at its next batch and the
+    # trained steps are saved; an export already being written is finished.
+    d = str(tmp_path / "train")
+    if phase == "validation":
+        from vgg_patch import data as data_lib
+        original = data_lib.ImagePipeline.initialize
+
+        def initialize(self, sess, paths, labels):
+            if self.paths.name.startswith("val_input"):
+                os.kill(os.getpid(), signal.SIGINT)
+            return original(self, sess, paths, labels)
+        monkeypatch.setattr(data_lib.ImagePipeline, "initialize", initialize)
+    else:
+        original = Vgg19.save_npy
+
+        def save_npy(self, sess, npy_path):
+            os.kill(os.getpid(), signal.SIGINT)
+            return original(self, sess, npy_path)
+        monkeypatch.setattr(Vgg19, "save_npy", save_npy)
+    rc = train_lib.main(base_args(data_dir, d, "--max-steps", "2", "-q"))
+    err = capsys.readouterr().err
+    assert rc == 130 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    export = os.path.join(d, "export", "vgg19-cbam.npy")
+    if phase == "validation":
+        assert last == ("vgg19-cbam-train: interrupted: saved checkpoint %s-2 (step 2); "
+                        "run the same command again to resume"
+                        % os.path.join(d, "model.ckpt")), err
+        assert not os.path.exists(os.path.join(d, "best")) and not os.path.exists(export)
+    else:
+        assert last == ("vgg19-cbam-train: interrupted during the export, which was "
+                        "completed: %s; checkpoint %s-2 (step 2)"
+                        % (export, os.path.join(d, "model.ckpt"))), err
+        assert os.path.exists(export)
+    assert saved_steps(d) == [2] and _temp_files(d) == []

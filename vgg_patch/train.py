@@ -24,10 +24,11 @@ What lands in ``--train-dir``:
   validation images drawn by :mod:`vgg_patch.figure`); the last line printed
   gives the ``tensorboard --logdir`` command.
 
-Exit status: 0 done; 1 training failed (NaN loss, a checkpoint that cannot be
-written); 2 bad input (missing or empty folder, one class, unreadable weights,
-...), one line on stderr; 130 interrupted by Ctrl-C (SIGINT) or SIGTERM after
-saving a checkpoint.
+Exit status: 0 done; 1 training failed (NaN loss, a checkpoint, export or
+summary that cannot be written); 2 bad input (missing or empty folder, one
+class, unreadable weights, a size that does not fit in memory, ...), one line
+on stderr; 130 interrupted by Ctrl-C (SIGINT) or SIGTERM, in any phase, after
+saving a checkpoint if training had begun.
 """
 import argparse
 import contextlib
@@ -902,7 +903,12 @@ def _check_stop(stop, when):
 
 
 class _StopRequest(object):
-    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+    """Turns SIGINT/SIGTERM into a flag checked between steps and phases (main thread only).
+
+    The trainer checks it between training steps, between validation batches,
+    after building the graph, after initialising or restoring, and around the
+    export. A second signal raises ``KeyboardInterrupt`` at once.
+    """
 
     def __init__(self):
         self.signum = None
@@ -915,8 +921,9 @@ class _StopRequest(object):
                 "checkpoint is intact and the next run resumes from it"
                 % signal.Signals(signum).name)
         self.signum = signum
-        logger.warning("%s received: finishing this step and saving a checkpoint "
-                       "(press Ctrl-C again to stop at once)",
+        logger.warning("%s received: stopping at the end of this step or phase, saving "
+                       "a checkpoint if training has begun (press Ctrl-C again to stop "
+                       "at once)",
                        signal.Signals(signum).name)
 
     def __enter__(self):
@@ -977,9 +984,10 @@ def train(args, stop=None):
 
     Raises:
       UsageError: bad input (folders, weights, settings).
-      TrainingFailed: the loss became NaN or infinite, or a checkpoint could
-        not be written.
-      Interrupted: a stop was requested; a checkpoint was saved first.
+      TrainingFailed: the loss became NaN or infinite, or a checkpoint, summary
+        or the export could not be written (temp files are removed).
+      Interrupted: a stop was requested; a checkpoint was saved first if
+        training had begun.
     """
     import tensorflow as tf
 
@@ -1042,10 +1050,10 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
     last_saved = [None]
 
     @contextlib.contextmanager
-    def writing(what, path):
+    def writing(what, path, errors=(tf.errors.OpError, OSError)):
         try:
             yield
-        except (tf.errors.OpError, OSError) as err:  # disk full, I/O error, ...
+        except errors as err:  # disk full, I/O error, ...
             remove_temp_files(args.train_dir)
             raise write_failed(what, path, err, last_saved[0] or restored) from None
 
@@ -1112,7 +1120,8 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
         titles = None
         if len(images) == k:  # else some failed to decode: names unknown
             titles = [os.path.basename(p) for p in dataset.val_paths[:k]]
-        writer.add_summary(attention_summary(images, maps, titles), step)
+        with writing("the TensorBoard summaries in", args.train_dir):
+            writer.add_summary(attention_summary(images, maps, titles), step)
         logger.info("TensorBoard attention maps, step %d: %s", step,
                     figure_lib.describe_maps(maps))
 
@@ -1128,8 +1137,7 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
                                            simple_value=xent)]), step)
         if stop_requested():
             raise Interrupted()
-        with writing("the TensorBoard summaries in", args.train_dir):
-            summarize_attention()
+        summarize_attention()
         improved = acc > best_acc
         if improved:
             best_acc, best_epoch = acc, epoch
@@ -1233,7 +1241,7 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
                           "saved; run the same command again to export"
                           % (last_saved[0] or restored, step))
     export_path = os.path.join(args.train_dir, EXPORT_NAME)
-    with writing("the export", export_path):
+    with writing("the export", export_path, OSError):  # TF errors: reading, not writing
         export_path = export_best(sess, g, args, best_dir)
     if stop_requested():
         raise Interrupted("interrupted during the export, which was completed: %s; "
