@@ -1,8 +1,11 @@
 """vgg19-cbam-train's pieces: schedule, scope selection, checkpoint discovery, options,
 progress bar. Fast: no network is trained here (see test_train_cli.py)."""
+import errno
 import io
 import math
 import os
+import signal
+import subprocess
 import sys
 
 import numpy as np
@@ -237,3 +240,104 @@ def test_tensorboard_command_works_from_the_users_shell(monkeypatch, tmp_path):
     assert train.tensorboard_command() == "tensorboard"
     monkeypatch.setenv("PATH", str(tmp_path))
     assert train.tensorboard_command() == os.path.join(bin_dir, "tensorboard")
+
+
+def test_estimate_counts_vgg19_parameters_and_grows_with_size(graph):
+    # VGG19 at 224 px with 1000 classes holds 143,667,240 parameters; CBAM adds
+    # its MLP (512 -> 256 -> 512), the 7x7x2 spatial kernel and BN beta/gamma.
+    cbam = 512 * 256 + 256 + 256 * 512 + 512 + 7 * 7 * 2 + 2
+    params, _ = train.estimate_memory(224, 1, 1000, "momentum")
+    assert params == 143667240 + cbam
+    # Against the real graph: every variable the network builds at 32 px, less
+    # the batch norm's moving statistics (not trained, no slots).
+    from vgg_patch import Vgg19
+    images = tf.compat.v1.placeholder(tf.float32, [1, 32, 32, 3])
+    Vgg19(None, num_classes=3).build(images, tf.constant(False))
+    built = sum(int(np.prod(v.shape.as_list())) for v in tf.compat.v1.trainable_variables())
+    assert train.estimate_memory(32, 1, 3, "adam")[0] == built
+    # fc6's input is 512 * ceil(s / 32) ** 2; bytes: weights, gradients, slots
+    # and activations, so Adam and bigger batches need more.
+    p1000 = train.estimate_memory(1000, 1, 3, "adam")[0]
+    assert p1000 - params > 512 * (32 ** 2 - 7 ** 2) * 4096 - 1000 * 4097
+    small, adam = (train.estimate_memory(64, b, 3, o)[1] for b, o in
+                   ((1, "momentum"), (1, "adam")))
+    assert adam - small == 4 * train.estimate_memory(64, 1, 3, "adam")[0]
+    assert train.estimate_memory(64, 8, 3, "adam")[1] > adam
+
+
+def test_sizes_are_checked_against_memory_and_bounds(monkeypatch):
+    args = train.resolve_config(_args("--data-dir", "d", "--image-size", "32",
+                                      "--batch-size", "4"))
+    train.check_model_fits(args, 3)  # fits: no error
+    monkeypatch.setattr(train, "_available_memory", lambda: (10 ** 8, "MemAvailable"))
+    with pytest.raises(train.UsageError, match=r"--image-size 32 with --batch-size 4 "
+                       r"needs about 0\.\d GB .* but only 0\.1 GB is available "
+                       r"\(MemAvailable\)"):
+        train.check_model_fits(args, 3)
+    monkeypatch.setattr(train, "_available_memory", lambda: (None, None))
+    args.image_size = train.MAX_IMAGE_SIZE + 1
+    with pytest.raises(train.UsageError, match="the limits are --image-size 4096"):
+        train.check_model_fits(args, 3)
+
+
+def test_available_memory_honours_an_address_space_cap():
+    # In a child process, so the cap never touches the test process.
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30));"
+            "from vgg_patch import train; n, src = train._available_memory();"
+            "print(n <= 8 << 30, src)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == "True the address-space limit (RLIMIT_AS)", out
+
+
+def test_remove_temp_files_only_removes_the_trainers_temp_files(tmp_path):
+    d = tmp_path / "run"
+    (d / "best").mkdir(parents=True)
+    (d / "export").mkdir()
+    temp = [d / "model.ckpt-6.data-00000-of-00001.tempstate7526670355417306999",
+            d / "model.ckpt-6.index.tempstate12",
+            d / "checkpoint.tmp3f2a9c",
+            d / "best" / "model.ckpt-5.data-00000-of-00001.tempstate99",
+            d / "export" / ".vgg19-cbam.npy.k2j3_x.tmp",
+            d / "run.json.tmp"]
+    kept = [d / "model.ckpt-6.data-00000-of-00001", d / "model.ckpt-6.index",
+            d / "notes.tmp", d / "my.tempstate1", d / "checkpoint",
+            d / "data.tempstate12", d / "export" / "vgg19-cbam.npy"]
+    for path in temp + kept:
+        path.write_bytes(b"x")
+    removed = train.remove_temp_files(str(d))
+    assert sorted(removed) == sorted(str(p) for p in temp)
+    assert all(p.exists() for p in kept) and not any(p.exists() for p in temp)
+    assert train.remove_temp_files(str(tmp_path / "nowhere")) == []
+
+
+def test_write_failures_name_the_file_and_the_os_reason():
+    tf_error = tf.errors.ResourceExhaustedError(
+        None, None, "Graph execution error:\n\nDetected at node 'save/SaveV2'\n"
+        "Node: 'save/SaveV2'\n/r/model.ckpt-3.data-00000-of-00001.tempstate75266; No "
+        "space left on device\n\t [[{{node save/SaveV2}}]]\nHint: ...")
+    err = train.write_failed("the checkpoint of step 3:", "/r/model.ckpt-3", tf_error,
+                             "/r/model.ckpt-2")
+    assert str(err) == ("could not write the checkpoint of step 3: "
+                        "/r/model.ckpt-3.data-00000-of-00001: No space left on device; "
+                        "the previous checkpoint /r/model.ckpt-2 is intact")
+    os_error = OSError(errno.EIO, os.strerror(errno.EIO))
+    err = train.write_failed("the export", "/r/export/vgg19-cbam.npy", os_error, None)
+    assert str(err) == ("could not write the export /r/export/vgg19-cbam.npy: "
+                        "Input/output error; the previous checkpoint (none) is intact")
+    vague = tf.errors.UnknownError(None, None, "Graph execution error:\n\nsomething "
+                                   "failed: No space left on device")
+    assert "No space left on device" in str(train.write_failed("x", "p", vague, None))
+
+
+def test_second_signal_says_what_happened(capsys, monkeypatch):
+    def interrupted_twice(args, stop):
+        stop._handler(signal.SIGTERM, None)
+        stop._handler(signal.SIGINT, None)
+
+    monkeypatch.setattr(train, "train", interrupted_twice)
+    assert train.main(["--data-dir", "d", "--train-dir", "t"]) == 130
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == ("vgg19-cbam-train: second SIGINT: stopped at once, without "
+                         "saving; the newest complete checkpoint is intact and the next "
+                         "run resumes from it")

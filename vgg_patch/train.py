@@ -24,12 +24,15 @@ What lands in ``--train-dir``:
   validation images drawn by :mod:`vgg_patch.figure`); the last line printed
   gives the ``tensorboard --logdir`` command.
 
-Exit status: 0 done; 1 training failed (NaN loss, a checkpoint that cannot be
-written); 2 bad input (missing or empty folder, one class, unreadable weights,
-...), one line on stderr; 130 interrupted by Ctrl-C (SIGINT) or SIGTERM after
-saving a checkpoint.
+Exit status: 0 done; 1 training failed (NaN loss, a checkpoint, export or
+summary that cannot be written); 2 bad input (missing or empty folder, one
+class, unreadable weights, a size that does not fit in memory, ...), one line
+on stderr; 130 interrupted by Ctrl-C (SIGINT) or SIGTERM, in any phase, after
+saving a checkpoint if training had begun.
 """
 import argparse
+import contextlib
+import errno
 import json
 import logging
 import math
@@ -85,6 +88,21 @@ DATA_DEFAULTS = dict(image_size=224, epochs=10, batch_size=32, flip=True,
 
 _NAN_TAG = "vgg19-cbam-train: non-finite loss or gradient"
 
+# VGG19's 16 3x3 convolutions, (input channels, output channels), by stage;
+# each stage ends in a 2x2 SAME max pool (side -> ceil(side / 2)).
+_VGG19_STAGES = (((3, 64), (64, 64)),
+                 ((64, 128), (128, 128)),
+                 ((128, 256), (256, 256), (256, 256), (256, 256)),
+                 ((256, 512), (512, 512), (512, 512), (512, 512)),
+                 ((512, 512), (512, 512), (512, 512), (512, 512)))
+# CBAM after pool5: the channel MLP 512 -> 256 -> 512 with biases, the spatial
+# 7x7 convolution over 2 maps (no bias) and its batch norm's beta and gamma.
+_CBAM_PARAMS = 512 * 256 + 256 + 256 * 512 + 512 + 7 * 7 * 2 + 2
+# Absolute bounds, whatever the machine: fc6 alone would hold 34 G weights at
+# --image-size 4096 (ceil(4096 / 32) ** 2 * 512 * 4096).
+MAX_IMAGE_SIZE = 4096
+MAX_BATCH_SIZE = 65536
+
 
 class UsageError(Exception):
     """Bad input: reported as one line on stderr, exit status 2."""
@@ -95,7 +113,7 @@ class TrainingFailed(Exception):
 
 
 class Interrupted(Exception):
-    """Ctrl-C or SIGTERM: a checkpoint was saved; exit status 130."""
+    """Ctrl-C or SIGTERM: a checkpoint was saved if training began; exit status 130."""
 
 
 def build_parser():
@@ -313,6 +331,94 @@ def _short_list(names, limit=6):
     names = list(names)
     text = ", ".join(names[:limit])
     return "[%s%s]" % (text, ", ..." if len(names) > limit else "")
+
+
+def estimate_memory(image_size, batch_size, num_classes, optimizer):
+    """A lower-bound estimate of what training VGG19+CBAM needs, without building it.
+
+    Counts the parameters of the VGG19 layer table at ``image_size`` (fc6's
+    input is ``512 * ceil(image_size / 32) ** 2``) plus fc8 for ``num_classes``
+    and CBAM, then float32 bytes for the weights, their gradients and the
+    optimizer's slots (Adam 2, momentum 1), and for the activations of the
+    convolutions and pools at ``batch_size``, each kept for the backward pass
+    and met by a gradient of the same size.
+
+    Args:
+      image_size: the model's input side, in pixels.
+      batch_size: images per step.
+      num_classes: classes of fc8.
+      optimizer: ``'adam'`` or ``'momentum'``.
+
+    Returns:
+      ``(parameters, bytes)``: the parameter count and the estimated bytes.
+    """
+    params, activations, side = 0, 0, image_size
+    for stage in _VGG19_STAGES:
+        for c_in, c_out in stage:
+            params += 3 * 3 * c_in * c_out + c_out
+            activations += side * side * c_out
+        side = -(-side // 2)  # SAME pooling
+        activations += side * side * stage[-1][1]
+    params += (512 * side * side + 1) * 4096 + (4096 + 1) * 4096
+    params += (4096 + 1) * num_classes + _CBAM_PARAMS
+    slots = 2 if optimizer == "adam" else 1
+    return params, 4 * (params * (2 + slots) + 2 * batch_size * activations)
+
+
+def _available_memory():
+    """``(bytes, source)`` this process may still use, or ``(None, None)`` if unknown.
+
+    The smaller of /proc/meminfo's MemAvailable and, when an address-space cap
+    (RLIMIT_AS) is set, the cap minus the address space already mapped.
+    """
+    import resource
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append((int(line.split()[1]) * 1024, "MemAvailable"))
+    except (OSError, ValueError, IndexError):
+        pass
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if soft != resource.RLIM_INFINITY:
+        try:
+            with open("/proc/self/statm") as f:
+                mapped = int(f.read().split()[0]) * resource.getpagesize()
+        except (OSError, ValueError, IndexError):
+            mapped = 0
+        found.append((max(0, soft - mapped), "the address-space limit (RLIMIT_AS)"))
+    return min(found) if found else (None, None)
+
+
+def _gigabytes(n):
+    return "%.1f GB" % (n / 1e9) if n < 1e12 else "%.1f TB" % (n / 1e12)
+
+
+def check_model_fits(args, num_classes):
+    """Refuses sizes the model cannot train at, before any op exists.
+
+    Args:
+      args: the resolved configuration (``image_size``, ``batch_size``,
+        ``optimizer``).
+      num_classes: number of classes.
+
+    Raises:
+      UsageError: a size above the absolute bounds, or an estimate (see
+        :func:`estimate_memory`) above the memory this process may use.
+    """
+    params, need = estimate_memory(args.image_size, args.batch_size, num_classes,
+                                   args.optimizer)
+    what = ("--image-size %d with --batch-size %d needs about %s (%s parameters with %s, "
+            "plus activations)" % (args.image_size, args.batch_size, _gigabytes(need),
+                                   "{:,}".format(params), args.optimizer))
+    if args.image_size > MAX_IMAGE_SIZE or args.batch_size > MAX_BATCH_SIZE:
+        raise UsageError("%s; the limits are --image-size %d and --batch-size %d"
+                         % (what, MAX_IMAGE_SIZE, MAX_BATCH_SIZE))
+    available, source = _available_memory()
+    if available is not None and need > available:
+        raise UsageError("%s but only %s is available (%s); use a smaller --image-size "
+                         "or --batch-size" % (what, _gigabytes(available), source))
 
 
 def learning_rate_schedule(global_step, base_lr, total_steps, schedule, warmup_steps):
@@ -708,8 +814,101 @@ def _atomic_write(path, text):
     os.replace(tmp, path)
 
 
+# What a killed or failed save can leave in a run's folders: TensorFlow's
+# checkpoint temp files (a data or index file, or the state file, renamed only
+# once complete), save_npy's export temp file and _atomic_write's.
+_TEMP_FILE_RE = re.compile(
+    r"^(%s-\d+\.(index|data-\d+-of-\d+)\.tempstate\d+|checkpoint\.tmp[0-9a-f]+"
+    r"|\.%s\..+\.tmp|(%s|%s)\.tmp)$"
+    % (re.escape(CKPT_NAME), re.escape(os.path.basename(EXPORT_NAME)),
+       re.escape(CLASSES_FILE), re.escape(RUN_FILE)))
+
+
+def remove_temp_files(train_dir):
+    """Deletes the temp files a killed or failed save left in ``train_dir``.
+
+    Only names matching the temp files the trainer's own writers create
+    (``model.ckpt-N.data-*.tempstate*``, ``checkpoint.tmp*``, export and run
+    file ``*.tmp``) in ``train_dir``, ``best/`` and ``export/``; nothing else.
+
+    Returns:
+      The removed paths.
+    """
+    removed = []
+    for folder in (train_dir, os.path.join(train_dir, "best"),
+                   os.path.dirname(os.path.join(train_dir, EXPORT_NAME))):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(folder, name)
+            if _TEMP_FILE_RE.match(name) and os.path.isfile(path):
+                try:
+                    os.remove(path)
+                    removed.append(path)
+                except OSError as err:
+                    logger.warning("could not remove the temp file %s: %s", path, err)
+    if removed:
+        logger.info("removed %d temp file(s) left by an earlier save", len(removed))
+    return removed
+
+
+_REASON_RE = re.compile(r"^(?P<path>\S+?)(\.tempstate\d+)?; (?P<reason>[^;]+)$")
+
+
+def write_failed(what, path, err, last_good):
+    """The one-line ``TrainingFailed`` for a write that raised ``err``.
+
+    Names the file (from the error when TensorFlow reports it, else ``path``),
+    the operating system's reason (e.g. "No space left on device") and the
+    last good checkpoint.
+
+    Args:
+      what: what was being written, e.g. ``'the checkpoint of step 6'``.
+      path: the file or prefix being written.
+      err: the ``OSError`` or ``tf.errors.OpError``.
+      last_good: the last good checkpoint's prefix, or None.
+
+    Returns:
+      A ``TrainingFailed`` to raise.
+    """
+    reason = None
+    if isinstance(err, OSError):
+        path = err.filename or path
+        reason = err.strerror or str(err)
+    else:
+        lines = [line.strip() for line in str(getattr(err, "message", err)).splitlines()]
+        for line in lines:
+            match = _REASON_RE.match(line)
+            if match:
+                path, reason = match.group("path"), match.group("reason").strip()
+                break
+        else:
+            known = [os.strerror(e) for e in (errno.ENOSPC, errno.EIO, errno.EDQUOT,
+                                              errno.EROFS, errno.EACCES, errno.ENOENT)]
+            reason = next((k for k in known if any(k in line for line in lines)),
+                          next((line for line in lines
+                                if line and line != "Graph execution error:"),
+                               type(err).__name__))
+    return TrainingFailed("could not write %s %s: %s; the previous checkpoint %s is intact"
+                          % (what, path, reason, last_good or "(none)"))
+
+
+def _check_stop(stop, when):
+    """Raises ``Interrupted`` (nothing saved) if a stop was requested before training."""
+    if stop is not None and stop.requested:
+        raise Interrupted("interrupted %s, before any training step: nothing to save; "
+                          "run the same command again to start or resume" % when)
+
+
 class _StopRequest(object):
-    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+    """Turns SIGINT/SIGTERM into a flag checked between steps and phases (main thread only).
+
+    The trainer checks it between training steps, between validation batches,
+    after building the graph, after initialising or restoring, and around the
+    export. A second signal raises ``KeyboardInterrupt`` at once.
+    """
 
     def __init__(self):
         self.signum = None
@@ -717,10 +916,14 @@ class _StopRequest(object):
 
     def _handler(self, signum, frame):
         if self.signum is not None:  # second Ctrl-C: stop now
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(
+                "second %s: stopped at once, without saving; the newest complete "
+                "checkpoint is intact and the next run resumes from it"
+                % signal.Signals(signum).name)
         self.signum = signum
-        logger.warning("%s received: finishing this step and saving a checkpoint "
-                       "(press Ctrl-C again to stop at once)",
+        logger.warning("%s received: stopping at the end of this step or phase, saving "
+                       "a checkpoint if training has begun (press Ctrl-C again to stop "
+                       "at once)",
                        signal.Signals(signum).name)
 
     def __enter__(self):
@@ -781,9 +984,10 @@ def train(args, stop=None):
 
     Raises:
       UsageError: bad input (folders, weights, settings).
-      TrainingFailed: the loss became NaN or infinite, or a checkpoint could
-        not be written.
-      Interrupted: a stop was requested; a checkpoint was saved first.
+      TrainingFailed: the loss became NaN or infinite, or a checkpoint, summary
+        or the export could not be written (temp files are removed).
+      Interrupted: a stop was requested; a checkpoint was saved first if
+        training had begun.
     """
     import tensorflow as tf
 
@@ -795,7 +999,9 @@ def train(args, stop=None):
     if args.num_classes is not None and args.num_classes != num_classes:
         raise UsageError("--num-classes %d does not match the %d class folders of %r"
                          % (args.num_classes, num_classes, dataset.data_dir))
+    check_model_fits(args, num_classes)
     check_or_write_run_files(args, dataset, num_classes)
+    remove_temp_files(args.train_dir)
     n_train, n_val = len(dataset.train_paths), len(dataset.val_paths)
     steps_per_epoch = int(math.ceil(n_train / float(args.batch_size)))
     total_steps = steps_per_epoch * args.epochs
@@ -806,12 +1012,15 @@ def train(args, stop=None):
                 " (%d corrupt skipped)" % dataset.num_corrupt if dataset.num_corrupt
                 else "", steps_per_epoch, total_steps)
 
+    _check_stop(stop, "before building the graph")
+    logger.info("building the graph")
     graph = tf.Graph()
     with graph.as_default():
         try:
             g = build_graph(args, num_classes, steps_per_epoch, total_steps)
         except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
             raise UsageError(str(err).splitlines()[0] if str(err) else repr(err)) from None
+        _check_stop(stop, "while building the graph")
         graph.finalize()
         with tf.compat.v1.Session(graph=graph, config=session_config(args.bf16)) as sess:
             return _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop)
@@ -823,11 +1032,13 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
     best_dir = os.path.join(args.train_dir, "best")
     restored = restore_latest(sess, g.saver, args.train_dir,
                               sess.graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES))
+    _check_stop(stop, "while restoring the checkpoint")
     if restored is None:
         sess.run(g.init)
         logger.info("starting from %s", "weights %s" % args.weights if args.weights
                     else "scratch (random initialisation)")
     sess.run(g.copy_statistics)
+    _check_stop(stop, "while initialising")
     step, epoch, position, best_acc, best_epoch = sess.run(
         [g.global_step, g.epoch, g.epoch_position, g.best_accuracy, g.best_epoch])
     step, epoch, position, best_epoch = int(step), int(epoch), int(position), int(best_epoch)
@@ -836,16 +1047,26 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
         logger.info("resuming from %s: step %d, epoch %d, %d images into the epoch",
                     restored, step, epoch + 1, position)
 
-    writer = tf.compat.v1.summary.FileWriter(args.train_dir,
-                                             graph=sess.graph if restored is None else None)
-    # Tell TensorBoard to drop events after this step left by a killed run.
-    writer.add_session_log(tf.compat.v1.SessionLog(status=tf.compat.v1.SessionLog.START),
-                           global_step=step)
+    last_saved = [None]
+
+    @contextlib.contextmanager
+    def writing(what, path, errors=(tf.errors.OpError, OSError)):
+        try:
+            yield
+        except errors as err:  # disk full, I/O error, ...
+            remove_temp_files(args.train_dir)
+            raise write_failed(what, path, err, last_saved[0] or restored) from None
+
+    with writing("the TensorBoard summaries in", args.train_dir):
+        writer = tf.compat.v1.summary.FileWriter(
+            args.train_dir, graph=sess.graph if restored is None else None)
+        # Tell TensorBoard to drop events after this step left by a killed run.
+        writer.add_session_log(
+            tf.compat.v1.SessionLog(status=tf.compat.v1.SessionLog.START), global_step=step)
     handles = dict(zip(("train", "val", "attention"), sess.run(
         [p.iterator.string_handle() for p in (g.train_input, g.val_input,
                                               g.attention_input)])))
     n_train = len(dataset.train_paths)
-    last_saved = [None]
 
     def save(reason):
         if not sess.run(g.weights_finite):
@@ -857,14 +1078,10 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
                                   g.state_feed[g.epoch_position]: position,
                                   g.state_feed[g.best_accuracy]: best_acc,
                                   g.state_feed[g.best_epoch]: best_epoch})
-        try:
+        with writing("the checkpoint of step %d:" % step, "%s-%d" % (ckpt_prefix, step)):
             path = g.saver.save(sess, ckpt_prefix, global_step=step)
-        except (tf.errors.OpError, OSError) as err:  # disk full, folder removed, ...
-            raise TrainingFailed(
-                "could not write the checkpoint of step %d (%s); the previous checkpoint "
-                "%s is intact" % (step, str(err).splitlines()[0],
-                                  last_saved[0] or restored or "(none)")) from None
-        writer.flush()
+        with writing("the TensorBoard summaries in", args.train_dir):
+            writer.flush()
         last_saved[0] = path
         logger.debug("saved %s (%s)", path, reason)
         return path
@@ -874,6 +1091,8 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
         correct = count = 0
         xent_sum = 0.0
         while True:
+            if stop_requested():
+                raise Interrupted()
             try:
                 c, n, xent = sess.run([g.correct, g.batch_count, g.xent],
                                       {g.handle: handles["val"]})
@@ -901,7 +1120,8 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
         titles = None
         if len(images) == k:  # else some failed to decode: names unknown
             titles = [os.path.basename(p) for p in dataset.val_paths[:k]]
-        writer.add_summary(attention_summary(images, maps, titles), step)
+        with writing("the TensorBoard summaries in", args.train_dir):
+            writer.add_summary(attention_summary(images, maps, titles), step)
         logger.info("TensorBoard attention maps, step %d: %s", step,
                     figure_lib.describe_maps(maps))
 
@@ -910,16 +1130,21 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
         t0 = time.time()
         acc, xent = evaluate()
         seconds = time.time() - t0
-        writer.add_summary(tf.compat.v1.Summary(value=[
-            tf.compat.v1.Summary.Value(tag="validation/accuracy", simple_value=acc),
-            tf.compat.v1.Summary.Value(tag="validation/cross_entropy",
-                                       simple_value=xent)]), step)
+        with writing("the TensorBoard summaries in", args.train_dir):
+            writer.add_summary(tf.compat.v1.Summary(value=[
+                tf.compat.v1.Summary.Value(tag="validation/accuracy", simple_value=acc),
+                tf.compat.v1.Summary.Value(tag="validation/cross_entropy",
+                                           simple_value=xent)]), step)
+        if stop_requested():
+            raise Interrupted()
         summarize_attention()
         improved = acc > best_acc
         if improved:
             best_acc, best_epoch = acc, epoch
-            g.best_saver.save(sess, os.path.join(best_dir, CKPT_NAME), global_step=step,
-                              latest_filename="checkpoint")
+            best_prefix = os.path.join(best_dir, CKPT_NAME)
+            with writing("the best checkpoint:", "%s-%d" % (best_prefix, step)):
+                g.best_saver.save(sess, best_prefix, global_step=step,
+                                  latest_filename="checkpoint")
         logger.info("epoch %d/%d: validation accuracy %.3f (best %.3f, epoch %d), "
                     "step %d, %.1f s validating", epoch + 1, args.epochs, acc, best_acc,
                     best_epoch + 1, step, seconds)
@@ -966,7 +1191,8 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
                 seen += int(count)
                 images_timed += int(count)
                 if want_summary:
-                    writer.add_summary(out[4], step)
+                    with writing("the TensorBoard summaries in", args.train_dir):
+                        writer.add_summary(out[4], step)
                 if bar is not None:
                     bar.update(done_in_epoch, {"loss": float(loss), "acc": float(acc)},
                                rate=images_timed / max(1e-9, time.time() - t_pass))
@@ -994,14 +1220,33 @@ def _run(sess, g, args, dataset, steps_per_epoch, total_steps, stop):
         if step != start_step and not (last_saved[0] or "").endswith("-%d" % step):
             save("end of run")
     except Interrupted:
+        if step == start_step:  # no training step in this run: nothing new to save
+            with writing("the TensorBoard summaries in", args.train_dir):
+                writer.close()
+            raise Interrupted("interrupted before any training step: nothing to save%s; "
+                              "run the same command again to resume"
+                              % ("; checkpoint %s is intact" % restored if restored
+                                 else "")) from None
         path = last_saved[0]
         if path is None or not path.endswith("-%d" % step):
             path = save("interrupted")
-        writer.close()
+        with writing("the TensorBoard summaries in", args.train_dir):
+            writer.close()
         raise Interrupted("interrupted: saved checkpoint %s (step %d); run the same "
                           "command again to resume" % (path, step)) from None
-    writer.close()
-    export_path = export_best(sess, g, args, best_dir)
+    with writing("the TensorBoard summaries in", args.train_dir):
+        writer.close()
+    if stop_requested():
+        raise Interrupted("interrupted before the export: checkpoint %s (step %d) is "
+                          "saved; run the same command again to export"
+                          % (last_saved[0] or restored, step))
+    export_path = os.path.join(args.train_dir, EXPORT_NAME)
+    with writing("the export", export_path, OSError):  # TF errors: reading, not writing
+        export_path = export_best(sess, g, args, best_dir)
+    if stop_requested():
+        raise Interrupted("interrupted during the export, which was completed: %s; "
+                          "checkpoint %s (step %d)" % (export_path,
+                                                      last_saved[0] or restored, step))
     return {"best_accuracy": best_acc, "best_epoch": best_epoch, "global_step": step,
             "export_path": export_path, "train_dir": args.train_dir,
             "num_corrupt": dataset.num_corrupt}
@@ -1084,7 +1329,7 @@ def main(argv=None):
             print("%s: error: %s" % (PROG, err), file=sys.stderr)
             return EXIT_FAILED
         except (Interrupted, KeyboardInterrupt) as err:
-            print("%s: %s" % (PROG, err or "interrupted before a checkpoint could be "
+            print("%s: %s" % (PROG, str(err) or "interrupted before a checkpoint could be "
                               "saved; the previous checkpoint is intact"), file=sys.stderr)
             return EXIT_INTERRUPTED
         print("best validation accuracy: %.3f (epoch %d; %d steps, %s); best weights: %s; "
