@@ -300,3 +300,29 @@ def test_the_trainer_passes_its_stop_request_to_the_scan(tmp_path):
                                  train_dir=str(tmp_path / "run"))
     with pytest.raises(data.ScanInterrupted, match="images in 0 folders so far"):
         train_lib.prepare_data(args, lambda: True)
+
+
+def test_sigterm_during_the_scan_stops_the_trainer_with_130(tmp_path, monkeypatch, capsys):
+    """A real SIGTERM, sent to this process while the trainer scans: its
+    handler sets the stop flag, the scan stops at the next folder, and
+    vgg19-cbam-train exits 130 with one line, before anything is written."""
+    import signal
+    from vgg_patch import train as train_lib
+    folder = _big_tree(tmp_path)
+    polls = []
+    poll = data._Scan._poll
+
+    def poll_and_signal(self):
+        polls.append(1)
+        if len(polls) == 20:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return poll(self)
+
+    monkeypatch.setattr(data._Scan, "_poll", poll_and_signal)
+    run = tmp_path / "run"
+    rc = train_lib.main(["--data-dir", folder, "--train-dir", str(run), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 130
+    assert "vgg19-cbam-train: interrupted while scanning --data-dir" in err
+    assert 20 <= len(polls) <= 22  # stopped at the next folder, not at the end (400)
+    assert not run.exists() or not any(p.name.startswith("model.ckpt") for p in run.iterdir())

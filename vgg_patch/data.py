@@ -118,6 +118,7 @@ class _Scan(object):
                     self.folders.add(identity)
                     subfolders.append(entry.path)
                 elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                    # stat, not the listing's inode: on overlayfs the two may differ.
                     identity = _identity(entry)
                     if identity is None:  # a broken link
                         logger.warning("%s: skipping %s: it does not resolve to a file",
