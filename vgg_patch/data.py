@@ -140,7 +140,7 @@ def scan_image_folder(data_dir, argument="--data-dir", should_stop=None):
     Links are followed, but every real folder is visited once (a linked folder
     that resolves to a folder already visited, e.g. a loop, is not entered
     again) and every real file is listed once, so the scan is bounded by the
-    real tree and no image can land in both the training and validation sets.
+    real tree and no image can land in both halves of :func:`split_train_val`.
     A progress line is logged every ``PROGRESS_EVERY_FILES`` images or
     ``PROGRESS_EVERY_SECONDS`` seconds.
 
