@@ -2,9 +2,8 @@
 
 One place for: argument validation (ValueError/TypeError naming the argument,
 the value and what was expected, raised before any op exists; that includes
-the variable scope, checked against the variables the block will create,
-:func:`check_scope`), data_format
-axes, the input contract and channel count, the bottleneck width, the compute
+the variable scope, checked against the variables the block will create by
+:func:`check_scope`), data_format axes, the input contract and channel count, the bottleneck width, the compute
 dtype policy (cast in, and the channel-gate epilogue that casts back), the
 default initializers of the official code, the weighted layers (weights and an
 optional bias, bundled per block in :class:`LayerArgs`), the SE/CBAM MLP, and
@@ -100,8 +99,8 @@ def check_ratios(reduction_ratio, inner_units_ratio, default_reduction_ratio):
     Raises:
       ValueError: both are given, one is not positive, reduction_ratio is
         infinite or below 1, or inner_units_ratio is above 1 (a bottleneck
-        wider than its input: with a ratio of 1e-6 a 256-channel block would
-        ask for 2**38 weights).
+        wider than its input: reduction_ratio=1e-6 would give a 256-channel
+        SE block about 1.3e11 weights).
       TypeError: one is not a number.
     """
     if reduction_ratio is not None and inner_units_ratio is not None:
