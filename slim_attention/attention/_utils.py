@@ -5,9 +5,10 @@ the value and what was expected, raised before any op exists; that includes
 the variable scope, checked against the variables the block will create by
 :func:`check_scope`), data_format axes, the input contract and channel
 count, the bottleneck width, the compute dtype policy (cast in, and the
-channel-gate epilogue that casts back), the default initializers of the official code, the weighted layers (weights and an
-optional bias, bundled per block in :class:`LayerArgs`), the SE/CBAM MLP, and
-the small normalisation layers (batch norm, layer norm) the blocks need.
+channel-gate epilogue that casts back), the default initializers of the
+official code, the weighted layers (weights and an optional bias, bundled per
+block in :class:`LayerArgs`), the SE/CBAM MLP, and the small normalisation
+layers (batch norm, layer norm) the blocks need.
 
 The blocks are written with ``model_variable`` and ``tf.nn`` ops rather than
 ``slim.conv2d``/``slim.fully_connected``/``slim.batch_norm`` so that a user's
