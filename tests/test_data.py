@@ -73,6 +73,87 @@ def test_scan_single_class(tmp_path):
         data.scan_image_folder(str(tmp_path))
 
 
+def _looped_folder(tmp_path, links=("s1", "s2")):
+    """Two classes of 12 images; cat holds links to '.' (a loop), dog one link
+    to its own subfolder (a duplicate)."""
+    root = tmp_path / "looped"
+    for i in range(12):
+        _write(str(root / "cat" / ("c%02d.png" % i)), _rgb(4, 4, i))
+        _write(str(root / "dog" / "sub" / ("d%02d.png" % i)), _rgb(4, 4, 50 + i))
+    for name in links:
+        os.symlink(".", str(root / "cat" / name))
+    os.symlink("sub", str(root / "dog" / "again"))
+    os.symlink(os.path.join("..", "dog"), str(root / "cat" / "to_dog"))
+    return str(root)
+
+
+def test_scan_follows_each_real_folder_once(tmp_path, caplog):
+    """A loop of two links to '.' (which os.walk(followlinks=True) walks
+    exponentially) and a one-link duplicate: each image is listed once."""
+    folder = _looped_folder(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="vgg_patch.data"):
+        paths, labels, names = data.scan_image_folder(folder)
+    assert names == ["cat", "dog"]
+    assert len(paths) == 24 and labels.tolist() == [0] * 12 + [1] * 12
+    real = [os.path.realpath(p) for p in paths]
+    assert len(set(real)) == 24
+    # The link into another class folder is not followed: dog's images are dog's.
+    assert all(os.path.basename(p).startswith("d") for p, l in zip(paths, labels) if l == 1)
+    assert all(os.path.basename(p).startswith("c") for p, l in zip(paths, labels) if l == 0)
+    assert "4 linked folder(s) already scanned were not followed" in caplog.text
+    train, _, val, _ = data.split_train_val(paths, labels, 0.25, seed=0)
+    assert not {os.path.realpath(p) for p in train} & {os.path.realpath(p) for p in val}
+
+
+def test_scan_lists_a_file_reached_twice_once(tmp_path):
+    root = tmp_path / "d"
+    _write(str(root / "a" / "x.png"), _rgb(4, 4))
+    _write(str(root / "b" / "y.png"), _rgb(4, 4, 1))
+    os.symlink(str(root / "a" / "x.png"), str(root / "a" / "x-again.png"))
+    os.link(str(root / "b" / "y.png"), str(root / "b" / "y-hard.png"))
+    paths, labels, _ = data.scan_image_folder(str(root))
+    rel = [os.path.relpath(p, str(root)) for p in paths]
+    assert rel == ["a/x-again.png", "b/y-hard.png"]  # the first in name order
+    assert labels.tolist() == [0, 1]
+
+
+def _big_tree(tmp_path, folders=400):
+    root = tmp_path / "big"
+    for c in ("a", "b"):
+        for i in range(folders // 2):
+            d = root / c / ("f%03d" % i)
+            d.mkdir(parents=True)
+            (d / "x.png").write_bytes(b"")
+    return str(root)
+
+
+def test_scan_stops_promptly_when_asked(tmp_path):
+    folder = _big_tree(tmp_path)
+    polls = []
+
+    def should_stop():
+        polls.append(1)
+        return len(polls) > 50
+
+    with pytest.raises(data.ScanInterrupted, match="interrupted while scanning "
+                       "--data-dir .* images in 50 folders so far"):
+        data.scan_image_folder(folder, should_stop=should_stop)
+    assert len(polls) == 51  # polled once per folder, stopped at the first True
+    assert issubclass(data.ScanInterrupted, KeyboardInterrupt)
+
+
+def test_scan_logs_progress_on_large_folders(tmp_path, monkeypatch, caplog):
+    folder = _big_tree(tmp_path)
+    monkeypatch.setattr(data, "PROGRESS_EVERY_FILES", 100)
+    monkeypatch.setattr(data, "PROGRESS_EVERY_SECONDS", 1e9)
+    with caplog.at_level(logging.INFO, logger="vgg_patch.data"):
+        paths, _, _ = data.scan_image_folder(folder)
+    assert len(paths) == 400
+    lines = [r.getMessage() for r in caplog.records if "so far" in r.getMessage()]
+    assert len(lines) == 3, lines  # after 100, 200 and 300 images
+    assert "scanning --data-dir" in lines[0] and "100 images" in lines[0]
+
+
 def test_check_images_skips_and_counts_corrupt_files(tmp_path, caplog):
     good = _write(str(tmp_path / "good.png"), _rgb(16, 16))
     junk = str(tmp_path / "junk.jpg")
@@ -207,3 +288,41 @@ def test_demo_digits_are_sklearn_digits(tmp_path):
     os.remove(paths[0])
     data.write_demo_digits(out, upscale=1)
     assert not os.path.exists(paths[0])
+
+
+def test_the_trainer_passes_its_stop_request_to_the_scan(tmp_path):
+    """Ctrl-C/SIGTERM during the scan: train.prepare_data polls the stop flag
+    per folder; ScanInterrupted is a KeyboardInterrupt, which the trainer's
+    main turns into one line and exit status 130."""
+    import types
+    from vgg_patch import train as train_lib
+    args = types.SimpleNamespace(data_dir=_big_tree(tmp_path), demo=False, val_dir=None,
+                                 train_dir=str(tmp_path / "run"))
+    with pytest.raises(data.ScanInterrupted, match="images in 0 folders so far"):
+        train_lib.prepare_data(args, lambda: True)
+
+
+def test_sigterm_during_the_scan_stops_the_trainer_with_130(tmp_path, monkeypatch, capsys):
+    """A real SIGTERM, sent to this process while the trainer scans: its
+    handler sets the stop flag, the scan stops at the next folder, and
+    vgg19-cbam-train exits 130 with one line, before anything is written."""
+    import signal
+    from vgg_patch import train as train_lib
+    folder = _big_tree(tmp_path)
+    polls = []
+    poll = data._Scan._poll
+
+    def poll_and_signal(self):
+        polls.append(1)
+        if len(polls) == 20:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return poll(self)
+
+    monkeypatch.setattr(data._Scan, "_poll", poll_and_signal)
+    run = tmp_path / "run"
+    rc = train_lib.main(["--data-dir", folder, "--train-dir", str(run), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 130
+    assert "vgg19-cbam-train: interrupted while scanning --data-dir" in err
+    assert 20 <= len(polls) <= 22  # stopped at the next folder, not at the end (400)
+    assert not run.exists() or not any(p.name.startswith("model.ckpt") for p in run.iterdir())

@@ -20,8 +20,9 @@ red 1 on the gate's fixed 0-1 scale, never stretched per image (see
 :mod:`vgg_patch.figure`). A map whose values lie within 0.01 of each other is
 labelled flat. Each map's values are logged too.
 
-Exit status: 0 done; 1 some image could not be read (the others are still
-predicted); 2 bad input (no weights, mismatched class names, ...). With
+Exit status: 0 done; 1 some image is missing or could not be read (skipped
+with a warning naming it; the others are still predicted); 2 bad input (no
+weights, mismatched class names, no image that can be read, ...). With
 weights that hold no CBAM weights (the original ``vgg19.npy``) a warning says
 the attention block is untrained; ``--no-attention`` gives tensorflow-vgg's
 network exactly.
@@ -224,7 +225,8 @@ def main(argv=None):
       argv: command-line arguments (default ``sys.argv[1:]``).
 
     Returns:
-      Exit status: 0 done, 1 some image unreadable, 2 bad input.
+      Exit status: 0 done, 1 some image missing or unreadable, 2 bad input
+      (including: not one image could be read).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -233,14 +235,21 @@ def main(argv=None):
         try:
             train_lib.check_precision_flags(args)
             weights, names, image_size = resolve(args)
+            # A missing image is skipped like a corrupt one: the others are
+            # still predicted and the exit status is 1; none left is bad input.
+            present = [p for p in args.images if os.path.isfile(p)]
             missing = [p for p in args.images if not os.path.isfile(p)]
-            if missing:
+            if not present:
                 raise UsageError("no such image file: %s" % ", ".join(missing))
-            checked, _, bad = data_lib.check_images(list(args.images),
-                                                    np.zeros(len(args.images), np.int64))
+            for path in missing:
+                logger.warning("skipping missing image %s (no such file)", path)
+            checked, _, bad = data_lib.check_images(present,
+                                                    np.zeros(len(present), np.int64))
+            bad += len(missing)
             if not checked:
-                raise UsageError("none of the %d image(s) could be read"
-                                 % len(args.images))
+                raise UsageError("none of the %d image(s) could be read (%d missing, "
+                                 "%d corrupt)" % (len(args.images), len(missing),
+                                                  len(present)))
             try:
                 if not args.no_attention and not _has_attention_weights(weights):
                     logger.warning("%s has no CBAM weights, so the attention block is "

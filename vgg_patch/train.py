@@ -282,7 +282,7 @@ class Dataset(object):
         self.data_dir = data_dir
 
 
-def prepare_data(args):
+def prepare_data(args, should_stop=None):
     """Scans, checks and splits the images of the run (writes the demo data if needed).
 
     Args:
@@ -299,11 +299,11 @@ def prepare_data(args):
     if args.demo:
         data_dir = data_lib.write_demo_digits(os.path.join(args.train_dir, "demo-data"))
     paths, labels, class_names = data_lib.scan_image_folder(
-        data_dir, "--data-dir" if not args.demo else "demo data")
+        data_dir, "--data-dir" if not args.demo else "demo data", should_stop)
     paths, labels, bad = data_lib.check_images(paths, labels)
     if args.val_dir:
         val_paths, val_labels, val_names = data_lib.scan_image_folder(args.val_dir,
-                                                                      "--val-dir")
+                                                                      "--val-dir", should_stop)
         if val_names != class_names:
             raise ValueError(
                 "--val-dir %r has classes %s but --data-dir %r has %s; they must match"
@@ -992,7 +992,7 @@ def train(args, stop=None):
     import tensorflow as tf
 
     try:
-        dataset = prepare_data(args)
+        dataset = prepare_data(args, lambda: stop is not None and stop.requested)
     except (OSError, ValueError) as err:
         raise UsageError(str(err)) from None
     num_classes = len(dataset.class_names)

@@ -1,12 +1,14 @@
 """Private helpers shared by the attention blocks.
 
 One place for: argument validation (ValueError/TypeError naming the argument,
-the value and what was expected, raised before any op exists), data_format
-axes, the input contract and channel count, the bottleneck width, the compute
-dtype policy (cast in, and the channel-gate epilogue that casts back), the
-default initializers of the official code, the weighted layers (weights and an
-optional bias, bundled per block in :class:`LayerArgs`), the SE/CBAM MLP, and
-the small normalisation layers (batch norm, layer norm) the blocks need.
+the value and what was expected, raised before any op exists; that includes
+the variable scope, checked against the variables the block will create by
+:func:`check_scope`), data_format axes, the input contract and channel
+count, the bottleneck width, the compute dtype policy (cast in, and the
+channel-gate epilogue that casts back), the default initializers of the
+official code, the weighted layers (weights and an optional bias, bundled per
+block in :class:`LayerArgs`), the SE/CBAM MLP, and the small normalisation
+layers (batch norm, layer norm) the blocks need.
 
 The blocks are written with ``model_variable`` and ``tf.nn`` ops rather than
 ``slim.conv2d``/``slim.fully_connected``/``slim.batch_norm`` so that a user's
@@ -14,10 +16,13 @@ The blocks are written with ``model_variable`` and ``tf.nn`` ops rather than
 cannot change the blocks' math.
 """
 import collections
+import math
 import numbers
 
 import numpy as np
 import tensorflow as tf
+# variable_scope's own name resolution and variable store (check_scope).
+from tensorflow.python.ops import variable_scope as _tf_vs  # pylint: disable=g-direct-tensorflow-import
 from tf_slim.layers import utils as slim_utils
 from tf_slim.ops import variables as slim_variables
 
@@ -93,7 +98,10 @@ def check_ratios(reduction_ratio, inner_units_ratio, default_reduction_ratio):
       ``(reduction_ratio, inner_units_ratio)`` with at most one not None.
 
     Raises:
-      ValueError: both are given, or one is not positive.
+      ValueError: both are given, one is not positive, reduction_ratio is
+        infinite or below 1, or inner_units_ratio is above 1 (a bottleneck
+        wider than its input: reduction_ratio=1e-6 would give a 256-channel
+        SE block about 1.3e11 weights).
       TypeError: one is not a number.
     """
     if reduction_ratio is not None and inner_units_ratio is not None:
@@ -102,10 +110,25 @@ def check_ratios(reduction_ratio, inner_units_ratio, default_reduction_ratio):
             'reduction_ratio=%r and inner_units_ratio=%r'
             % (reduction_ratio, inner_units_ratio))
     if inner_units_ratio is not None:
-        return None, check_positive_number('inner_units_ratio', inner_units_ratio)
+        check_positive_number('inner_units_ratio', inner_units_ratio)
+        if not inner_units_ratio <= 1:
+            raise ValueError(
+                'inner_units_ratio must be at most 1 (the hidden width '
+                'int(C * inner_units_ratio) may not exceed the C channels it '
+                'reduces), got %r' % (inner_units_ratio,))
+        return None, inner_units_ratio
     if reduction_ratio is None:
         reduction_ratio = default_reduction_ratio
-    return check_positive_number('reduction_ratio', reduction_ratio), None
+    check_positive_number('reduction_ratio', reduction_ratio)
+    if reduction_ratio == math.inf:  # (nan is not positive; ints are finite)
+        raise ValueError('reduction_ratio must be a finite number, got %r'
+                         % (reduction_ratio,))
+    if not reduction_ratio >= 1:
+        raise ValueError(
+            'reduction_ratio must be at least 1 (the hidden width C // '
+            'reduction_ratio may not exceed the C channels it reduces), got %r'
+            % (reduction_ratio,))
+    return reduction_ratio, None
 
 
 def static_shape(inputs):
@@ -131,7 +154,7 @@ def static_dim(inputs, axis):
 
 
 def check_inputs(inputs, data_format):
-    """The input contract of every block: floating point, rank 4, known channels.
+    """The input contract of every block: floating point, rank 4, known channels (>= 1).
 
     Returns:
       ``(dtype, channels)``: the input dtype (:func:`check_dtype`) and the
@@ -139,7 +162,7 @@ def check_inputs(inputs, data_format):
 
     Raises:
       TypeError: the dtype is not floating point.
-      ValueError: the rank is not 4 or the channel dimension is unknown.
+      ValueError: the rank is not 4 or the channel dimension is unknown or 0.
     """
     dtype = check_dtype(inputs)
     shape = static_shape(inputs)
@@ -152,6 +175,10 @@ def check_inputs(inputs, data_format):
         raise ValueError(
             'inputs must have a known number of channels (axis %d in %s), '
             'got shape %s' % (channel_axis(data_format), data_format, shape))
+    if channels < 1:
+        raise ValueError(
+            'inputs must have at least 1 channel (axis %d in %s), got shape %s'
+            % (channel_axis(data_format), data_format, shape))
     return dtype, int(channels)
 
 
@@ -170,6 +197,119 @@ def check_dtype(inputs):
         raise TypeError('inputs must be a floating point tensor, got dtype %s'
                         % dtype.name)
     return dtype
+
+
+_REUSE_VALUES = (True, False, None, tf1.AUTO_REUSE)
+
+
+def check_reuse(reuse):
+    """Raises ValueError unless ``reuse`` is True, False, None or AUTO_REUSE."""
+    if not any(reuse is value for value in _REUSE_VALUES):
+        raise ValueError('reuse must be True, False, None or '
+                         'tf.compat.v1.AUTO_REUSE, got %r' % (reuse,))
+    return reuse
+
+
+def _scope_and_reuse(scope, default_name, reuse):
+    """What ``tf1.variable_scope(scope, default_name, reuse=reuse)`` will open,
+    worked out without opening it: ``(variable scope name, reuse, custom
+    getter or partitioner in force)``.
+
+    Follows TensorFlow's rules: a string extends the current scope and
+    inherits its reuse; a ``VariableScope`` is absolute and keeps its own
+    reuse unless ``reuse`` is given; no scope uniquifies ``default_name``
+    (CBAM, CBAM_1, ...) the way entering it will, and inherits the current
+    reuse.
+    """
+    if reuse is False:
+        reuse = None  # variable_scope: False means "inherit", like None
+    current = tf1.get_variable_scope()
+    if isinstance(scope, tf1.VariableScope):
+        name = scope.name
+        reuse = reuse or scope.reuse
+        special = scope.custom_getter is not None or scope.partitioner is not None
+    else:
+        if scope is None:
+            if reuse:
+                raise ValueError(
+                    'reuse=%r needs the scope of the variables to reuse, got '
+                    'scope=None (the default scope %r is made unique, so it '
+                    'never holds variables yet)' % (reuse, default_name))
+            scope = _tf_vs._get_unique_variable_scope(default_name)  # pylint: disable=protected-access
+        elif not isinstance(scope, str):
+            raise TypeError('scope must be None, a string or a '
+                            'tf.compat.v1.VariableScope, got %r (type %s)'
+                            % (scope, type(scope).__name__))
+        name = current.name + '/' + scope if current.name else scope
+        reuse = reuse or current.reuse
+        special = (current.custom_getter is not None
+                   or current.partitioner is not None)
+    return name, reuse, special
+
+
+def check_scope(scope, default_name, reuse, variables):
+    """Checks that the block's variables can be created (or reused) under its
+    scope, before the block adds any op.
+
+    ``tf.compat.v1.get_variable`` would raise the same errors, but only after
+    the block had added the ops before its first variable (up to nine) to the
+    graph. Pure Python: it reads the graph's variable store and scope counts,
+    and creates nothing.
+
+    Args:
+      scope, default_name, reuse: as the block passes them to
+        ``tf.compat.v1.variable_scope``.
+      variables: ``(name relative to the scope, shape, dtype)`` of every
+        variable the block will create, as :func:`layer_variables` and the
+        other ``*_variables`` helpers list them.
+
+    Raises:
+      ValueError: ``reuse`` is not True/False/None/AUTO_REUSE, or is set
+        without a scope; without reuse, a variable already exists; with
+        ``reuse=True``, one does not exist yet; with reuse, an existing one has
+        another shape or dtype.
+      TypeError: ``scope`` is not None, a string or a VariableScope.
+    """
+    check_reuse(reuse)
+    if tf.executing_eagerly():
+        return  # no graph to leave ops in; TF2 eager get_variable never reuses
+    name, reuse, special = _scope_and_reuse(scope, default_name, reuse)
+    if special:
+        return  # a custom getter or partitioner decides the names itself
+    existing = _tf_vs._get_default_variable_store()._vars  # pylint: disable=protected-access
+    full = [(name + '/' + rel, tf.TensorShape(shape), tf.as_dtype(dtype))
+            for rel, shape, dtype in variables]
+    if not reuse:
+        clash = [n for n, _, _ in full if n in existing]
+        if clash:
+            raise ValueError(
+                'scope %r already holds this block\'s variables (%s%s) and reuse '
+                'is not set; give reuse=True or tf.compat.v1.AUTO_REUSE to share '
+                'them, or another scope' % (name, clash[0], ', ... %d in all'
+                                             % len(clash) if len(clash) > 1 else ''))
+        return
+    if reuse is True:
+        missing = [n for n, _, _ in full if n not in existing]
+        if missing:
+            raise ValueError(
+                'reuse=True but scope %r does not hold this block\'s variable %s '
+                '(%d of %d missing); create them first (reuse=None) or give '
+                'reuse=tf.compat.v1.AUTO_REUSE' % (name, missing[0], len(missing),
+                                                   len(full)))
+    for n, shape, dtype in full:
+        found = existing.get(n)
+        if found is None:
+            continue
+        if not shape.is_compatible_with(found.shape):
+            raise ValueError(
+                'reuse=%r: variable %s has shape %s but this call needs %s (from '
+                'the inputs\' channels and the block\'s arguments)'
+                % (reuse, n, found.shape, shape))
+        if not dtype.is_compatible_with(found.dtype):
+            raise ValueError(
+                'reuse=%r: variable %s has dtype %s but this call needs %s (the '
+                'compute dtype of %s inputs)' % (reuse, n, found.dtype.base_dtype.name,
+                                                dtype.name, dtype.name))
 
 
 def hidden_units(channels, reduction_ratio=None, inner_units_ratio=None):
@@ -567,6 +707,28 @@ gets the same ones (``args._replace(...)`` for a layer that differs).
 ``dtype`` is the compute dtype (:func:`compute_dtype`);
 ``biases_initializer=None`` means no bias (as in slim).
 """
+
+
+def layer_variables(scope, weights_shape, args):
+    """The variables :func:`weighted_layer` creates: ``[(name, shape, dtype)]``
+    of ``scope/weights`` and, with a biases_initializer, ``scope/biases``."""
+    out = [(scope + '/weights', list(weights_shape), args.dtype)]
+    if args.biases_initializer is not None:
+        out.append((scope + '/biases', list(weights_shape[-1:]), args.dtype))
+    return out
+
+
+def mlp_variables(channels, units, args, prefix=''):
+    """The variables :func:`mlp` creates on C = ``channels`` (under ``prefix``)."""
+    return (layer_variables(prefix + 'fc1', [channels, units], args)
+            + layer_variables(prefix + 'fc2', [units, channels], args))
+
+
+def norm_variables(scope, channels, dtype, moving=False):
+    """The variables of :func:`layer_norm` (``moving=False``) or
+    :func:`batch_norm` (``moving=True``) under ``scope``, in creation order."""
+    names = ['beta', 'gamma'] + (['moving_mean', 'moving_variance'] if moving else [])
+    return [(scope + '/' + n, [channels], dtype) for n in names]
 
 
 def weighted_layer(x, op, weights_shape, args, scope, data_format=None):

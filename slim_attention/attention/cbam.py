@@ -39,6 +39,14 @@ __all__ = ['channel_attention', 'spatial_attention',
            'convolutional_block_attention_module']
 
 
+def _spatial_variables(kernel_size, args, prefix=''):
+    """The variables :func:`spatial_attention` creates (see ``_utils.check_scope``)."""
+    return (_utils.layer_variables(prefix + 'conv',
+                                   [kernel_size, kernel_size, 2, 1], args)
+            + _utils.norm_variables(prefix + 'BatchNorm', 1, args.dtype,
+                                    moving=True))
+
+
 @add_arg_scope
 def channel_attention(inputs,
                       reduction_ratio=None,
@@ -87,8 +95,15 @@ def channel_attention(inputs,
       A tensor of the input's shape and dtype.
 
     Raises:
-      ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive;
+      ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive
+        or finite, or widens the bottleneck (reduction_ratio < 1,
+        inner_units_ratio > 1);
         both ratios are given; inputs are not rank 4 or have unknown channels.
+        Also: inputs have 0 channels; without reuse, the scope already
+        holds the variables; with reuse=True, they do not exist yet; with
+        reuse, one has another shape or dtype; reuse is given without a
+        scope or is not True/False/None/AUTO_REUSE. Every check runs
+        before the block adds an op or a variable.
       TypeError: a ratio is not a number; inputs are not floating point;
         activation_fn or gate_fn is not callable.
     """
@@ -100,6 +115,8 @@ def channel_attention(inputs,
         biases_initializer=biases_initializer,
         biases_regularizer=biases_regularizer, trainable=trainable,
         variables_collections=variables_collections, data_format=data_format)
+    _utils.check_scope(scope, 'ChannelAttention', reuse,
+                       _utils.mlp_variables(channels, units, args))
 
     with tf1.variable_scope(scope, 'ChannelAttention', [inputs],
                             reuse=reuse) as sc:
@@ -178,6 +195,11 @@ def spatial_attention(inputs,
     Raises:
       ValueError: data_format is not 'NHWC'/'NCHW'; kernel_size is even or not
         positive; inputs are not rank 4 or have unknown channels.
+        Also: inputs have 0 channels; without reuse, the scope already
+        holds the variables; with reuse=True, they do not exist yet; with
+        reuse, one has another shape or dtype; reuse is given without a
+        scope or is not True/False/None/AUTO_REUSE. Every check runs
+        before the block adds an op or a variable.
       TypeError: kernel_size is not an integer; is_training is not a bool or
         bool tensor; inputs are not floating point; gate_fn is not callable.
     """
@@ -193,6 +215,8 @@ def spatial_attention(inputs,
     args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
                             biases_initializer, biases_regularizer, trainable,
                             variables_collections)
+    _utils.check_scope(scope, 'SpatialAttention', reuse,
+                       _spatial_variables(kernel_size, args))
 
     with tf1.variable_scope(scope, 'SpatialAttention', [inputs],
                             reuse=reuse) as sc:
@@ -295,21 +319,28 @@ def convolutional_block_attention_module(inputs,
       A tensor of the input's shape and dtype.
 
     Raises:
-      ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive;
+      ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive
+        or finite, or widens the bottleneck (reduction_ratio < 1,
+        inner_units_ratio > 1);
         both ratios are given; kernel_size is even or not positive; index is
         negative; index and scope are both given; inputs are not rank 4 or
         have unknown channels.
+        Also: inputs have 0 channels; without reuse, the scope already
+        holds the variables; with reuse=True, they do not exist yet; with
+        reuse, one has another shape or dtype; reuse is given without a
+        scope or is not True/False/None/AUTO_REUSE. Every check runs
+        before the block adds an op or a variable.
       TypeError: a ratio or index has the wrong type; kernel_size is not an
         integer; is_training is not a bool or bool tensor; inputs are not
         floating point; activation_fn or gate_fn is not callable.
     """
     data_format = _utils.check_data_format(data_format)
-    _utils.check_ratios(reduction_ratio, inner_units_ratio, 16)
-    _utils.check_odd_kernel_size(kernel_size)
+    ratios = _utils.check_ratios(reduction_ratio, inner_units_ratio, 16)
+    kernel_size = _utils.check_odd_kernel_size(kernel_size)
     _utils.check_callable('activation_fn', activation_fn)
     _utils.check_callable('gate_fn', gate_fn)
     _utils.check_is_training(is_training)
-    _utils.check_inputs(inputs, data_format)
+    dtype, channels = _utils.check_inputs(inputs, data_format)
     default_name = 'CBAM'
     if index is not None:
         if isinstance(index, bool) or not isinstance(index, int):
@@ -322,6 +353,16 @@ def convolutional_block_attention_module(inputs,
                 'give index or scope, not both: index names the default scope '
                 "'cbam_<index>'; got index=%r and scope=%r" % (index, scope))
         default_name = 'cbam_%d' % index
+    # The parts' variables (their weights initializers do not matter here).
+    args = _utils.LayerArgs(_utils.compute_dtype(dtype), weights_initializer,
+                            weights_regularizer, biases_initializer,
+                            biases_regularizer, trainable, variables_collections)
+    _utils.check_scope(
+        scope, default_name, reuse,
+        _utils.mlp_variables(channels, _utils.hidden_units(channels, *ratios),
+                             args, 'ChannelAttention/')
+        + _spatial_variables(kernel_size, args._replace(biases_initializer=None),
+                             'SpatialAttention/'))
 
     with tf1.variable_scope(scope, default_name, [inputs], reuse=reuse) as sc:
         net = channel_attention(

@@ -96,6 +96,11 @@ def efficient_channel_attention(inputs,
     Raises:
       ValueError: data_format is not 'NHWC'/'NCHW'; kernel_size is even or not
         positive; inputs are not rank 4 or have unknown channels.
+        Also: inputs have 0 channels; without reuse, the scope already
+        holds the variables; with reuse=True, they do not exist yet; with
+        reuse, one has another shape or dtype; reuse is given without a
+        scope or is not True/False/None/AUTO_REUSE. Every check runs
+        before the block adds an op or a variable.
       TypeError: kernel_size is not an integer; inputs are not floating
         point; gate_fn is not callable.
     """
@@ -112,6 +117,8 @@ def efficient_channel_attention(inputs,
     args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
                             biases_initializer, biases_regularizer, trainable,
                             variables_collections)
+    _utils.check_scope(scope, 'ECA', reuse,
+                       _utils.layer_variables('conv', [kernel_size, 1, 1], args))
 
     with tf1.variable_scope(scope, 'ECA', [inputs], reuse=reuse) as sc:
         inputs, x = _utils.cast_in(inputs, dtype, cdtype)

@@ -106,8 +106,14 @@ def global_context(inputs,
 
     Raises:
       ValueError: data_format, pooling or fusion is not one of its values; a
-        ratio is not positive; both ratios are given; inputs are not rank 4
-        or have unknown channels.
+        ratio is not positive or finite, reduction_ratio < 1 or
+        inner_units_ratio > 1 (a widening bottleneck); both ratios are given;
+        inputs are not rank 4 or have unknown channels.
+        Also: inputs have 0 channels; without reuse, the scope already
+        holds the variables; with reuse=True, they do not exist yet; with
+        reuse, one has another shape or dtype; reuse is given without a
+        scope or is not True/False/None/AUTO_REUSE. Every check runs
+        before the block adds an op or a variable.
       TypeError: a ratio is not a number; inputs are not floating point;
         activation_fn or gate_fn is not callable.
     """
@@ -137,6 +143,19 @@ def global_context(inputs,
             weights_initializer=tf1.zeros_initializer(),
             biases_initializer=(None if biases_initializer is None
                                 else tf1.zeros_initializer()))
+
+    variables = []
+    if pooling == 'attention':
+        variables += _utils.layer_variables('conv_mask', [1, 1, channels, 1],
+                                            mask_args)
+    for name in [f for f, on in (('channel_mul', fusion in ('mul', 'both')),
+                                 ('channel_add', fusion in ('add', 'both'))) if on]:
+        variables += (
+            _utils.layer_variables(name + '/conv1', [1, 1, channels, units], args)
+            + _utils.norm_variables(name + '/LayerNorm', units, cdtype)
+            + _utils.layer_variables(name + '/conv2', [1, 1, units, channels],
+                                     last_args))
+    _utils.check_scope(scope, 'GlobalContext', reuse, variables)
 
     def transform(context, name):
         with tf1.variable_scope(name):

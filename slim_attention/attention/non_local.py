@@ -104,8 +104,15 @@ def non_local_block(inputs,
       A tensor of the input's shape and dtype.
 
     Raises:
-      ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive;
+      ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive
+        or finite, or widens the bottleneck (reduction_ratio < 1,
+        inner_units_ratio > 1);
         both ratios are given; inputs are not rank 4 or have unknown channels.
+        Also: inputs have 0 channels; without reuse, the scope already
+        holds the variables; with reuse=True, they do not exist yet; with
+        reuse, one has another shape or dtype; reuse is given without a
+        scope or is not True/False/None/AUTO_REUSE. Every check runs
+        before the block adds an op or a variable.
       TypeError: a ratio is not a number; subsample is not a bool;
         is_training is not a bool or bool tensor; inputs are not floating
         point.
@@ -125,6 +132,12 @@ def non_local_block(inputs,
     args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
                             biases_initializer, biases_regularizer, trainable,
                             variables_collections)
+    _utils.check_scope(
+        scope, 'NonLocal', reuse,
+        sum([_utils.layer_variables(name, [1, 1, channels, inner], args)
+             for name in ('theta', 'phi', 'g')], [])
+        + _utils.layer_variables('out', [1, 1, inner, channels], args)
+        + _utils.norm_variables('BatchNorm', channels, cdtype, moving=True))
 
     with tf1.variable_scope(scope, 'NonLocal', [inputs], reuse=reuse) as sc:
         inputs, x = _utils.cast_in(inputs, dtype, cdtype)

@@ -72,8 +72,15 @@ def squeeze_and_excitation(inputs,
       A tensor of the input's shape and dtype.
 
     Raises:
-      ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive;
+      ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive
+        or finite, or widens the bottleneck (reduction_ratio < 1,
+        inner_units_ratio > 1);
         both ratios are given; inputs are not rank 4 or have unknown channels.
+        Also: inputs have 0 channels; without reuse, the scope already
+        holds the variables; with reuse=True, they do not exist yet; with
+        reuse, one has another shape or dtype; reuse is given without a
+        scope or is not True/False/None/AUTO_REUSE. Every check runs
+        before the block adds an op or a variable.
       TypeError: a ratio is not a number; inputs are not floating point;
         activation_fn or gate_fn is not callable.
     """
@@ -85,6 +92,8 @@ def squeeze_and_excitation(inputs,
         biases_initializer=biases_initializer,
         biases_regularizer=biases_regularizer, trainable=trainable,
         variables_collections=variables_collections, data_format=data_format)
+    _utils.check_scope(scope, 'SqueezeExcitation', reuse,
+                       _utils.mlp_variables(channels, units, args))
 
     with tf1.variable_scope(scope, 'SqueezeExcitation', [inputs],
                             reuse=reuse) as sc:
