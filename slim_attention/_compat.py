@@ -113,6 +113,7 @@ _KERAS_ROUTED_V1_MODULES = (
 # (NumPy 2.0 brought ``np.bool`` back; ``np.str`` is left out because NumPy
 # reserves that name for its own scalar type.)
 _NUMPY_REMOVED_ALIASES = (
+    ("bool", builtins.bool),  # np.bool -> bool (removed in 1.24; NumPy 2's own kept).
     ("object", builtins.object),  # np.object -> object (removed in NumPy 1.24).
     ("int", builtins.int),  # np.int -> int (removed in NumPy 1.24).
     ("float", builtins.float),  # np.float -> float (removed in NumPy 1.24).
