@@ -75,14 +75,17 @@ def colorize(values):
     Returns:
       float array of shape ``values.shape + (3,)``.
     """
-    v = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)[..., None]
-    centers = np.array([3.0, 2.0, 1.0], dtype=np.float32)
-    return np.clip(1.5 - np.abs(4.0 * v - centers), 0.0, 1.0)
+    # float32 constants throughout: NumPy 1.x would compute a 0-d input in
+    # float64 (value-based casting) and round some colours one step apart.
+    f32 = np.float32
+    v = np.clip(np.asarray(values, dtype=f32), f32(0), f32(1))[..., None]
+    centers = np.array([3.0, 2.0, 1.0], dtype=f32)
+    return np.clip(f32(1.5) - np.abs(f32(4) * v - centers), f32(0), f32(1)).astype(f32)
 
 
 def colorize_uint8(values):
     """:func:`colorize` as uint8 RGB, the exact colours the figure paints."""
-    return (colorize(values) * 255.0).round().astype(np.uint8)
+    return (colorize(values) * np.float32(255)).round().astype(np.uint8)
 
 
 def _as_maps(maps, name="maps"):
