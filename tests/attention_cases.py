@@ -157,6 +157,12 @@ def from_layout(x, data_format):
     return x.transpose(0, 2, 3, 1) if data_format == 'NCHW' else x
 
 
+def variable(name):
+    """The variable called ``name`` (resource variables cannot be fetched as 'name:0')."""
+    (found,) = [v for v in tf1.global_variables() if v.op.name == name]
+    return found
+
+
 def scope_variables(scope, collection=tf1.GraphKeys.GLOBAL_VARIABLES):
     return tf1.get_collection(collection, scope=scope + '/')
 

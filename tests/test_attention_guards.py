@@ -15,7 +15,7 @@ import tensorflow as tf
 import attention_cases as cases
 import slim_attention as slim
 from attention_cases import CASES, CASE_IDS
-from slim_attention.attention import _utils
+from slim_attention.attention import _args
 
 tf1 = tf.compat.v1
 C = 16
@@ -195,13 +195,13 @@ def test_checked_variables_are_exactly_the_created_ones(graph, monkeypatch, case
     """The list each block checks (names, shapes, dtypes, in creation order)
     is the list it then creates, so the check cannot drift from the block."""
     checked = []
-    real = _utils.check_scope
+    real = _args.check_scope
 
     def record(scope, default_name, reuse, variables):
         checked.append(list(variables))
         return real(scope, default_name, reuse, variables)
 
-    monkeypatch.setattr(_utils, 'check_scope', record)
+    monkeypatch.setattr(_args, 'check_scope', record)
     x = cases.placeholder(SHAPE, kwargs.get('data_format', 'NHWC'), dtype)
     case.fn(x, **kwargs)
     top = tf1.global_variables()[0].op.name.split('/')[0]

@@ -24,27 +24,48 @@ NOTE: in NCHW the 2-channel pooled map is built directly in NHWC (the stack of
 two [N, H, W] reductions) for the k x k convolution, because TF's CPU conv has
 no NCHW kernel; the map is returned in the input's layout.
 NOTE: float16/bfloat16 inputs get float32 variables and a float32 gate (see
-:func:`slim_attention.attention._utils.compute_dtype`); the gate is cast to
+:func:`slim_attention.attention._args.compute_dtype`); the gate is cast to
 the input dtype before it multiplies the input.
 """
 import tensorflow as tf
 from tf_slim.ops.arg_scope import add_arg_scope
 
-from slim_attention.attention import _utils
-from slim_attention.attention._utils import ATTENTION_MAPS
+from slim_attention.attention import _args
+from slim_attention.attention import _fused_ops
+from slim_attention.attention import _layers
+from slim_attention.attention import _norms
 
 tf1 = tf.compat.v1
 
-__all__ = ['channel_attention', 'spatial_attention',
+__all__ = ['ATTENTION_MAPS', 'channel_attention', 'spatial_attention',
            'convolutional_block_attention_module']
+
+#: Graph collection holding every spatial attention map (sigmoid output).
+ATTENTION_MAPS = 'attention_maps'
 
 
 def _spatial_variables(kernel_size, args, prefix=''):
-    """The variables :func:`spatial_attention` creates (see ``_utils.check_scope``)."""
-    return (_utils.layer_variables(prefix + 'conv',
-                                   [kernel_size, kernel_size, 2, 1], args)
-            + _utils.norm_variables(prefix + 'BatchNorm', 1, args.dtype,
+    """The variables :func:`spatial_attention` creates (see ``_args.check_scope``)."""
+    return (_layers.layer_variables(prefix + 'conv',
+                                    [kernel_size, kernel_size, 2, 1], args)
+            + _norms.norm_variables(prefix + 'BatchNorm', 1, args.dtype,
                                     moving=True))
+
+
+def _default_scope(index, scope):
+    """CBAM's default scope: 'CBAM', or 'cbam_<index>' (the VGG tutorial's form)."""
+    if index is None:
+        return 'CBAM'
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise TypeError('index must be a non-negative int, got %r (type %s)'
+                        % (index, type(index).__name__))
+    if index < 0:
+        raise ValueError('index must be a non-negative int, got %r' % index)
+    if scope is not None:
+        raise ValueError(
+            'give index or scope, not both: index names the default scope '
+            "'cbam_<index>'; got index=%r and scope=%r" % (index, scope))
+    return 'cbam_%d' % index
 
 
 @add_arg_scope
@@ -97,17 +118,14 @@ def channel_attention(inputs,
     Raises:
       ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive
         or finite, or widens the bottleneck (reduction_ratio < 1,
-        inner_units_ratio > 1);
-        both ratios are given; inputs are not rank 4 or have unknown channels.
-        Also: inputs have 0 channels; without reuse, the scope already
-        holds the variables; with reuse=True, they do not exist yet; with
-        reuse, one has another shape or dtype; reuse is given without a
-        scope or is not True/False/None/AUTO_REUSE. Every check runs
-        before the block adds an op or a variable.
+        inner_units_ratio > 1); both ratios are given; inputs are not rank 4
+        or have unknown channels.
+        Also the scope, reuse and channel checks of every block (see
+        :mod:`slim_attention.attention`), all before any op exists.
       TypeError: a ratio is not a number; inputs are not floating point;
         activation_fn or gate_fn is not callable.
     """
-    dtype, channels, units, args = _utils.mlp_gate_args(
+    dtype, channels, units, args = _layers.mlp_gate_args(
         inputs, reduction_ratio=reduction_ratio,
         inner_units_ratio=inner_units_ratio, activation_fn=activation_fn,
         gate_fn=gate_fn, weights_initializer=weights_initializer,
@@ -115,21 +133,21 @@ def channel_attention(inputs,
         biases_initializer=biases_initializer,
         biases_regularizer=biases_regularizer, trainable=trainable,
         variables_collections=variables_collections, data_format=data_format)
-    _utils.check_scope(scope, 'ChannelAttention', reuse,
-                       _utils.mlp_variables(channels, units, args))
+    _args.check_scope(scope, 'ChannelAttention', reuse,
+                      _layers.mlp_variables(channels, units, args))
 
     with tf1.variable_scope(scope, 'ChannelAttention', [inputs],
                             reuse=reuse) as sc:
-        inputs, x = _utils.cast_in(inputs, dtype, args.dtype)
-        axes = _utils.spatial_axes(data_format)
-        avg, mx = _utils.mean_and_max(x, axes)  # [N, C] each
+        inputs, x = _args.cast_in(inputs, dtype, args.dtype)
+        axes = _args.spatial_axes(data_format)
+        avg, mx = _fused_ops.mean_and_max(x, axes)  # [N, C] each
         pooled = tf.concat([avg, mx], axis=0)  # [2N, C]: one pass of the shared MLP
 
-        logits = _utils.mlp(pooled, units, activation_fn, args)  # [2N, C]
+        logits = _layers.mlp(pooled, units, activation_fn, args)  # [2N, C]
         avg_logits, max_logits = tf.split(logits, 2, axis=0)  # 2 x [N, C]
         gate = gate_fn(avg_logits + max_logits)
-        outputs = _utils.scale_channels(inputs, gate, channels, data_format)
-        return _utils.collect(outputs_collections, sc.name, outputs)
+        outputs = _layers.scale_channels(inputs, gate, channels, data_format)
+        return _layers.collect(outputs_collections, sc.name, outputs)
 
 
 @add_arg_scope
@@ -195,49 +213,43 @@ def spatial_attention(inputs,
     Raises:
       ValueError: data_format is not 'NHWC'/'NCHW'; kernel_size is even or not
         positive; inputs are not rank 4 or have unknown channels.
-        Also: inputs have 0 channels; without reuse, the scope already
-        holds the variables; with reuse=True, they do not exist yet; with
-        reuse, one has another shape or dtype; reuse is given without a
-        scope or is not True/False/None/AUTO_REUSE. Every check runs
-        before the block adds an op or a variable.
+        Also the scope, reuse and channel checks of every block (see
+        :mod:`slim_attention.attention`), all before any op exists.
       TypeError: kernel_size is not an integer; is_training is not a bool or
         bool tensor; inputs are not floating point; gate_fn is not callable.
     """
-    data_format = _utils.check_data_format(data_format)
-    kernel_size = _utils.check_odd_kernel_size(kernel_size)
-    _utils.check_callable('gate_fn', gate_fn)
-    is_training = _utils.check_is_training(is_training)
-    dtype, _ = _utils.check_inputs(inputs, data_format)
-    if weights_initializer is None:
-        weights_initializer = _utils.he_normal_initializer('fan_out')
-    gamma_initializer = _utils.gamma_initializer(zero_init_last)
-    cdtype = _utils.compute_dtype(dtype)
-    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
-                            biases_initializer, biases_regularizer, trainable,
-                            variables_collections)
-    _utils.check_scope(scope, 'SpatialAttention', reuse,
-                       _spatial_variables(kernel_size, args))
+    data_format = _args.check_data_format(data_format)
+    kernel_size = _args.check_odd_kernel_size(kernel_size)
+    _args.check_callable('gate_fn', gate_fn)
+    is_training = _args.check_is_training(is_training)
+    dtype, _ = _args.check_inputs(inputs, data_format)
+    args = _layers.layer_args(dtype, weights_initializer, weights_regularizer,
+                              biases_initializer, biases_regularizer,
+                              trainable, variables_collections,
+                              _layers.he_normal_initializer('fan_out'))
+    _args.check_scope(scope, 'SpatialAttention', reuse,
+                      _spatial_variables(kernel_size, args))
 
     with tf1.variable_scope(scope, 'SpatialAttention', [inputs],
                             reuse=reuse) as sc:
-        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
-        cax = _utils.channel_axis(data_format)
-        mean, peak = _utils.mean_and_max(x, cax)
+        inputs, x = _args.cast_in(inputs, dtype, args.dtype)
+        cax = _args.channel_axis(data_format)
+        mean, peak = _fused_ops.mean_and_max(x, cax)
         pooled = tf.stack([peak, mean], axis=-1)  # [N, H, W, 2], official order: max, mean
-        logits = _utils.weighted_layer(
+        logits = _layers.weighted_layer(
             pooled,
             lambda net, weights: tf.nn.conv2d(net, weights, strides=1,
                                               padding='SAME'),
             [kernel_size, kernel_size, 2, 1], args, 'conv')  # [N, H, W, 1]
-        logits = _utils.batch_norm(
+        logits = _norms.batch_norm(
             logits, is_training, batch_norm_decay, batch_norm_epsilon,
-            gamma_initializer, cdtype, trainable, variables_collections,
-            'NHWC')
-        attention = _utils.from_nhwc(gate_fn(logits), data_format)
+            _norms.gamma_initializer(zero_init_last), args.dtype, trainable,
+            variables_collections, 'NHWC')
+        attention = _layers.from_nhwc(gate_fn(logits), data_format)
         attention = tf.identity(attention, name='attention_map')
         tf1.add_to_collection(ATTENTION_MAPS, attention)
         outputs = inputs * tf.cast(attention, dtype)
-        return _utils.collect(outputs_collections, sc.name, outputs)
+        return _layers.collect(outputs_collections, sc.name, outputs)
 
 
 @add_arg_scope
@@ -321,46 +333,31 @@ def convolutional_block_attention_module(inputs,
     Raises:
       ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive
         or finite, or widens the bottleneck (reduction_ratio < 1,
-        inner_units_ratio > 1);
-        both ratios are given; kernel_size is even or not positive; index is
-        negative; index and scope are both given; inputs are not rank 4 or
-        have unknown channels.
-        Also: inputs have 0 channels; without reuse, the scope already
-        holds the variables; with reuse=True, they do not exist yet; with
-        reuse, one has another shape or dtype; reuse is given without a
-        scope or is not True/False/None/AUTO_REUSE. Every check runs
-        before the block adds an op or a variable.
+        inner_units_ratio > 1); both ratios are given; kernel_size is even or
+        not positive; index is negative; index and scope are both given;
+        inputs are not rank 4 or have unknown channels.
+        Also the scope, reuse and channel checks of every block (see
+        :mod:`slim_attention.attention`), all before any op exists.
       TypeError: a ratio or index has the wrong type; kernel_size is not an
         integer; is_training is not a bool or bool tensor; inputs are not
         floating point; activation_fn or gate_fn is not callable.
     """
-    data_format = _utils.check_data_format(data_format)
-    ratios = _utils.check_ratios(reduction_ratio, inner_units_ratio, 16)
-    kernel_size = _utils.check_odd_kernel_size(kernel_size)
-    _utils.check_callable('activation_fn', activation_fn)
-    _utils.check_callable('gate_fn', gate_fn)
-    _utils.check_is_training(is_training)
-    dtype, channels = _utils.check_inputs(inputs, data_format)
-    default_name = 'CBAM'
-    if index is not None:
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError('index must be a non-negative int, got %r (type %s)'
-                            % (index, type(index).__name__))
-        if index < 0:
-            raise ValueError('index must be a non-negative int, got %r' % index)
-        if scope is not None:
-            raise ValueError(
-                'give index or scope, not both: index names the default scope '
-                "'cbam_<index>'; got index=%r and scope=%r" % (index, scope))
-        default_name = 'cbam_%d' % index
+    data_format = _args.check_data_format(data_format)
+    ratios = _args.check_ratios(reduction_ratio, inner_units_ratio, 16)
+    kernel_size = _args.check_odd_kernel_size(kernel_size)
+    _args.check_callable('activation_fn', activation_fn)
+    _args.check_callable('gate_fn', gate_fn)
+    _args.check_is_training(is_training)
+    dtype, channels = _args.check_inputs(inputs, data_format)
+    default_name = _default_scope(index, scope)
     # The parts' variables (their weights initializers do not matter here).
-    args = _utils.LayerArgs(_utils.compute_dtype(dtype), weights_initializer,
-                            weights_regularizer, biases_initializer,
-                            biases_regularizer, trainable, variables_collections)
-    _utils.check_scope(
+    args = _layers.layer_args(dtype, weights_initializer, weights_regularizer,
+                              biases_initializer, biases_regularizer,
+                              trainable, variables_collections)
+    _args.check_scope(
         scope, default_name, reuse,
-        _utils.mlp_variables(channels, _utils.hidden_units(channels, *ratios),
-                             args, 'ChannelAttention/')
+        _layers.mlp_variables(channels, _args.hidden_units(channels, *ratios),
+                              args, 'ChannelAttention/')
         + _spatial_variables(kernel_size, args._replace(biases_initializer=None),
                              'SpatialAttention/'))
 
@@ -399,4 +396,4 @@ def convolutional_block_attention_module(inputs,
             trainable=trainable,
             data_format=data_format,
             scope='SpatialAttention')
-        return _utils.collect(outputs_collections, sc.name, net)
+        return _layers.collect(outputs_collections, sc.name, net)

@@ -14,14 +14,16 @@ ECA-ResNet-50 uses k = 3, 5, 5, 7 per stage, which an explicit
 NOTE: the conv weights default to PyTorch's default Conv1d init
 (U(+-1/sqrt(k))), which the official code leaves in place.
 NOTE: float16/bfloat16 inputs get float32 variables and a float32 gate (see
-:func:`slim_attention.attention._utils.compute_dtype`).
+:func:`slim_attention.attention._args.compute_dtype`).
 """
 import math
 
 import tensorflow as tf
 from tf_slim.ops.arg_scope import add_arg_scope
 
-from slim_attention.attention import _utils
+from slim_attention.attention import _args
+from slim_attention.attention import _fused_ops
+from slim_attention.attention import _layers
 
 tf1 = tf.compat.v1
 
@@ -96,39 +98,34 @@ def efficient_channel_attention(inputs,
     Raises:
       ValueError: data_format is not 'NHWC'/'NCHW'; kernel_size is even or not
         positive; inputs are not rank 4 or have unknown channels.
-        Also: inputs have 0 channels; without reuse, the scope already
-        holds the variables; with reuse=True, they do not exist yet; with
-        reuse, one has another shape or dtype; reuse is given without a
-        scope or is not True/False/None/AUTO_REUSE. Every check runs
-        before the block adds an op or a variable.
+        Also the scope, reuse and channel checks of every block (see
+        :mod:`slim_attention.attention`), all before any op exists.
       TypeError: kernel_size is not an integer; inputs are not floating
         point; gate_fn is not callable.
     """
-    data_format = _utils.check_data_format(data_format)
+    data_format = _args.check_data_format(data_format)
     if kernel_size is not None:
-        kernel_size = _utils.check_odd_kernel_size(kernel_size)
-    _utils.check_callable('gate_fn', gate_fn)
-    dtype, channels = _utils.check_inputs(inputs, data_format)
+        kernel_size = _args.check_odd_kernel_size(kernel_size)
+    _args.check_callable('gate_fn', gate_fn)
+    dtype, channels = _args.check_inputs(inputs, data_format)
     if kernel_size is None:
         kernel_size = adaptive_kernel_size(channels)
-    if weights_initializer is None:
-        weights_initializer = _utils.torch_default_initializer()
-    cdtype = _utils.compute_dtype(dtype)
-    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
-                            biases_initializer, biases_regularizer, trainable,
-                            variables_collections)
-    _utils.check_scope(scope, 'ECA', reuse,
-                       _utils.layer_variables('conv', [kernel_size, 1, 1], args))
+    args = _layers.layer_args(dtype, weights_initializer, weights_regularizer,
+                              biases_initializer, biases_regularizer,
+                              trainable, variables_collections,
+                              _layers.torch_default_initializer())
+    _args.check_scope(scope, 'ECA', reuse,
+                      _layers.layer_variables('conv', [kernel_size, 1, 1], args))
 
     with tf1.variable_scope(scope, 'ECA', [inputs], reuse=reuse) as sc:
-        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
-        squeeze = _utils.mean_pool(x, _utils.spatial_axes(data_format))  # [N, C]
+        inputs, x = _args.cast_in(inputs, dtype, args.dtype)
+        squeeze = _fused_ops.mean_pool(x, _args.spatial_axes(data_format))  # [N, C]
         sequence = tf.expand_dims(squeeze, -1)  # [N, C, 1]: C steps, 1 feature
-        logits = _utils.weighted_layer(
+        logits = _layers.weighted_layer(
             sequence,
             lambda net, weights: tf.nn.conv1d(net, weights, stride=1,
                                               padding='SAME'),
             [kernel_size, 1, 1], args, 'conv')  # [N, C, 1]
-        outputs = _utils.scale_channels(inputs, gate_fn(logits), channels,
-                                        data_format)
-        return _utils.collect(outputs_collections, sc.name, outputs)
+        outputs = _layers.scale_channels(inputs, gate_fn(logits), channels,
+                                         data_format)
+        return _layers.collect(outputs_collections, sc.name, outputs)

@@ -24,12 +24,15 @@ default to zero (PyTorch's default bias init is uniform) so that one
 NOTE: the 1x1 convolutions are matmuls over the channel axis, so NCHW needs no
 NCHW conv kernel (none exists on CPU).
 NOTE: float16/bfloat16 inputs get float32 variables and a float32 context
-branch (see :func:`slim_attention.attention._utils.compute_dtype`).
+branch (see :func:`slim_attention.attention._args.compute_dtype`).
 """
 import tensorflow as tf
 from tf_slim.ops.arg_scope import add_arg_scope
 
-from slim_attention.attention import _utils
+from slim_attention.attention import _args
+from slim_attention.attention import _fused_ops
+from slim_attention.attention import _layers
+from slim_attention.attention import _norms
 
 tf1 = tf.compat.v1
 
@@ -37,6 +40,44 @@ __all__ = ['global_context']
 
 POOLINGS = ('attention', 'avg')
 FUSIONS = ('add', 'mul', 'both')
+
+
+def _transforms(fusion):
+    """The transforms a fusion uses, in the order the block builds them."""
+    return [name for name, on in (('channel_mul', fusion in ('mul', 'both')),
+                                  ('channel_add', fusion in ('add', 'both')))
+            if on]
+
+
+def _variables(channels, units, pooling, fusion, args, mask_args, last_args):
+    """The variables :func:`global_context` creates (for ``_args.check_scope``)."""
+    variables = []
+    if pooling == 'attention':
+        variables += _layers.layer_variables('conv_mask', [1, 1, channels, 1],
+                                             mask_args)
+    for name in _transforms(fusion):
+        variables += (
+            _layers.layer_variables(name + '/conv1', [1, 1, channels, units], args)
+            + _norms.norm_variables(name + '/LayerNorm', units, args.dtype)
+            + _layers.layer_variables(name + '/conv2', [1, 1, units, channels],
+                                      last_args))
+    return variables
+
+
+def _transform(context, name, units, activation_fn, layer_norm_epsilon, args,
+               last_args, data_format):
+    """The transform T under scope ``name``: conv1x1 -> LayerNorm -> act -> conv1x1."""
+    channels = _args.static_dim(context, _args.channel_axis(data_format))
+    with tf1.variable_scope(name):
+        net = _layers.conv1x1(context, units, args, data_format,
+                              'conv1')  # [N,1,1,P] or [N,P,1,1]
+        net = _norms.layer_norm(net, layer_norm_epsilon, args.dtype,
+                                args.trainable, args.variables_collections,
+                                data_format)
+        net = activation_fn(net)
+        net = _layers.conv1x1(net, channels, last_args, data_format,
+                              'conv2')  # [N,1,1,C] or [N,C,1,1]
+    return net
 
 
 @add_arg_scope
@@ -109,33 +150,28 @@ def global_context(inputs,
         ratio is not positive or finite, reduction_ratio < 1 or
         inner_units_ratio > 1 (a widening bottleneck); both ratios are given;
         inputs are not rank 4 or have unknown channels.
-        Also: inputs have 0 channels; without reuse, the scope already
-        holds the variables; with reuse=True, they do not exist yet; with
-        reuse, one has another shape or dtype; reuse is given without a
-        scope or is not True/False/None/AUTO_REUSE. Every check runs
-        before the block adds an op or a variable.
+        Also the scope, reuse and channel checks of every block (see
+        :mod:`slim_attention.attention`), all before any op exists.
       TypeError: a ratio is not a number; inputs are not floating point;
         activation_fn or gate_fn is not callable.
     """
-    data_format = _utils.check_data_format(data_format)
-    reduction_ratio, inner_units_ratio = _utils.check_ratios(
+    data_format = _args.check_data_format(data_format)
+    reduction_ratio, inner_units_ratio = _args.check_ratios(
         reduction_ratio, inner_units_ratio, 16)
-    _utils.check_choice('pooling', pooling, POOLINGS)
-    _utils.check_choice('fusion', fusion, FUSIONS)
-    _utils.check_callable('activation_fn', activation_fn)
-    _utils.check_callable('gate_fn', gate_fn)
-    _utils.check_positive_number('layer_norm_epsilon', layer_norm_epsilon)
-    dtype, channels = _utils.check_inputs(inputs, data_format)
-    units = _utils.hidden_units(channels, reduction_ratio, inner_units_ratio)
+    _args.check_choice('pooling', pooling, POOLINGS)
+    _args.check_choice('fusion', fusion, FUSIONS)
+    _args.check_callable('activation_fn', activation_fn)
+    _args.check_callable('gate_fn', gate_fn)
+    _args.check_positive_number('layer_norm_epsilon', layer_norm_epsilon)
+    dtype, channels = _args.check_inputs(inputs, data_format)
+    units = _args.hidden_units(channels, reduction_ratio, inner_units_ratio)
+    args = _layers.layer_args(dtype, weights_initializer, weights_regularizer,
+                              biases_initializer, biases_regularizer,
+                              trainable, variables_collections,
+                              _layers.torch_default_initializer())
     mask_initializer = weights_initializer
     if mask_initializer is None:
-        mask_initializer = _utils.he_normal_initializer('fan_in')
-    if weights_initializer is None:
-        weights_initializer = _utils.torch_default_initializer()
-    cdtype = _utils.compute_dtype(dtype)
-    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
-                            biases_initializer, biases_regularizer, trainable,
-                            variables_collections)
+        mask_initializer = _layers.he_normal_initializer('fan_in')
     mask_args = args._replace(weights_initializer=mask_initializer)
     last_args = args  # the last conv of each transform
     if zero_init_last:
@@ -143,43 +179,24 @@ def global_context(inputs,
             weights_initializer=tf1.zeros_initializer(),
             biases_initializer=(None if biases_initializer is None
                                 else tf1.zeros_initializer()))
-
-    variables = []
-    if pooling == 'attention':
-        variables += _utils.layer_variables('conv_mask', [1, 1, channels, 1],
-                                            mask_args)
-    for name in [f for f, on in (('channel_mul', fusion in ('mul', 'both')),
-                                 ('channel_add', fusion in ('add', 'both'))) if on]:
-        variables += (
-            _utils.layer_variables(name + '/conv1', [1, 1, channels, units], args)
-            + _utils.norm_variables(name + '/LayerNorm', units, cdtype)
-            + _utils.layer_variables(name + '/conv2', [1, 1, units, channels],
-                                     last_args))
-    _utils.check_scope(scope, 'GlobalContext', reuse, variables)
-
-    def transform(context, name):
-        with tf1.variable_scope(name):
-            net = _utils.conv1x1(context, units, args, data_format,
-                                 'conv1')  # [N,1,1,P] or [N,P,1,1]
-            net = _utils.layer_norm(net, layer_norm_epsilon, cdtype, trainable,
-                                    variables_collections, data_format)
-            net = activation_fn(net)
-            net = _utils.conv1x1(net, channels, last_args, data_format,
-                                 'conv2')  # [N,1,1,C] or [N,C,1,1]
-        return net
+    _args.check_scope(scope, 'GlobalContext', reuse,
+                      _variables(channels, units, pooling, fusion, args,
+                                 mask_args, last_args))
 
     with tf1.variable_scope(scope, 'GlobalContext', [inputs],
                             reuse=reuse) as sc:
-        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
+        inputs, x = _args.cast_in(inputs, dtype, args.dtype)
         if pooling == 'attention':
-            context = _utils.attention_pool(x, mask_args, data_format)  # [N,1,C]/[N,C,1]
+            context = _fused_ops.attention_pool(x, mask_args, data_format)  # [N,1,C]/[N,C,1]
         else:
-            context = _utils.mean_pool(x, _utils.spatial_axes(data_format))  # [N, C]
-        context = tf.reshape(context, _utils.gate_shape(channels, data_format))
+            context = _fused_ops.mean_pool(x, _args.spatial_axes(data_format))  # [N, C]
+        context = tf.reshape(context, _args.gate_shape(channels, data_format))
         outputs = inputs
-        if fusion in ('mul', 'both'):
-            gate = gate_fn(transform(context, 'channel_mul'))
-            outputs = outputs * tf.cast(gate, dtype)
-        if fusion in ('add', 'both'):
-            outputs = outputs + tf.cast(transform(context, 'channel_add'), dtype)
-        return _utils.collect(outputs_collections, sc.name, outputs)
+        for name in _transforms(fusion):  # mul, then add
+            net = _transform(context, name, units, activation_fn,
+                             layer_norm_epsilon, args, last_args, data_format)
+            if name == 'channel_mul':
+                outputs = outputs * tf.cast(gate_fn(net), dtype)
+            else:
+                outputs = outputs + tf.cast(net, dtype)
+        return _layers.collect(outputs_collections, sc.name, outputs)

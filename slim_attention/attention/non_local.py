@@ -27,19 +27,59 @@ NOTE: the 1/sqrt(Ci) scale multiplies theta ([N, HW, Ci]) rather than the
 affinity ([N, HW, L]) when Ci < L (or L is unknown): the same product up to
 float rounding, one pass over a smaller tensor in each direction. The
 softmax-and-weighted-sum has a fused gradient
-(:func:`slim_attention.attention._utils.softmax_attention`).
+(:func:`slim_attention.attention._fused_ops.softmax_attention`).
 NOTE: float16/bfloat16 inputs get float32 variables and a float32 branch (see
-:func:`slim_attention.attention._utils.compute_dtype`); ``z`` is cast to the
+:func:`slim_attention.attention._args.compute_dtype`); ``z`` is cast to the
 input dtype before the residual addition.
 """
 import tensorflow as tf
 from tf_slim.ops.arg_scope import add_arg_scope
 
-from slim_attention.attention import _utils
+from slim_attention.attention import _args
+from slim_attention.attention import _fused_ops
+from slim_attention.attention import _layers
+from slim_attention.attention import _norms
 
 tf1 = tf.compat.v1
 
 __all__ = ['non_local_block']
+
+
+def _embedded_gaussian(x, source, inner, args, data_format):
+    """``y = softmax(theta phi^T / sqrt(Ci)) g``, in x's layout ([N, H, W, Ci] or [N, Ci, H, W]).
+
+    theta is a 1x1 convolution of ``x``, phi and g of ``source`` (``x``
+    itself, or ``x`` max-pooled), each C -> Ci = ``inner``.
+    """
+    theta = _layers.conv1x1(x, inner, args, data_format, 'theta')
+    phi = _layers.conv1x1(source, inner, args, data_format, 'phi')
+    g = _layers.conv1x1(source, inner, args, data_format, 'g')
+    shape = tf.shape(x)
+    batch = shape[0]
+    # The 1/sqrt(Ci) scale goes on the smaller of theta [N, HW, Ci] and the
+    # affinity [N, HW, L] (on theta when L is unknown).
+    scale = float(inner) ** -0.5
+    sizes = [_args.static_dim(source, a) for a in _args.spatial_axes(data_format)]
+    scale_theta = None in sizes or inner < sizes[0] * sizes[1]
+    if scale_theta:
+        theta = theta * scale
+    if data_format == 'NHWC':
+        theta = tf.reshape(theta, [batch, -1, inner])  # [N, HW, Ci]
+        phi = tf.reshape(phi, [batch, -1, inner])  # [N, L, Ci]
+        g = tf.reshape(g, [batch, -1, inner])  # [N, L, Ci]
+        affinity = tf.matmul(theta, phi, transpose_b=True)  # [N, HW, L]
+        y_shape = [batch, shape[1], shape[2], inner]  # [N, H, W, Ci]
+    else:
+        theta = tf.reshape(theta, [batch, inner, -1])  # [N, Ci, HW]
+        phi = tf.reshape(phi, [batch, inner, -1])  # [N, Ci, L]
+        g = tf.reshape(g, [batch, inner, -1])  # [N, Ci, L]
+        affinity = tf.matmul(theta, phi, transpose_a=True)  # [N, HW, L]
+        y_shape = [batch, inner, shape[2], shape[3]]  # [N, Ci, H, W]
+    if not scale_theta:
+        affinity = affinity * scale
+    # [N, HW, Ci] (NHWC) or [N, Ci, HW] (NCHW)
+    y = _fused_ops.softmax_attention(affinity, g, transposed=data_format == 'NCHW')
+    return tf.reshape(y, y_shape)
 
 
 @add_arg_scope
@@ -106,80 +146,47 @@ def non_local_block(inputs,
     Raises:
       ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive
         or finite, or widens the bottleneck (reduction_ratio < 1,
-        inner_units_ratio > 1);
-        both ratios are given; inputs are not rank 4 or have unknown channels.
-        Also: inputs have 0 channels; without reuse, the scope already
-        holds the variables; with reuse=True, they do not exist yet; with
-        reuse, one has another shape or dtype; reuse is given without a
-        scope or is not True/False/None/AUTO_REUSE. Every check runs
-        before the block adds an op or a variable.
+        inner_units_ratio > 1); both ratios are given; inputs are not rank 4
+        or have unknown channels.
+        Also the scope, reuse and channel checks of every block (see
+        :mod:`slim_attention.attention`), all before any op exists.
       TypeError: a ratio is not a number; subsample is not a bool;
         is_training is not a bool or bool tensor; inputs are not floating
         point.
     """
-    data_format = _utils.check_data_format(data_format)
-    reduction_ratio, inner_units_ratio = _utils.check_ratios(
+    data_format = _args.check_data_format(data_format)
+    reduction_ratio, inner_units_ratio = _args.check_ratios(
         reduction_ratio, inner_units_ratio, 2)
     if not isinstance(subsample, bool):
         raise TypeError('subsample must be a bool, got %r' % (subsample,))
-    is_training = _utils.check_is_training(is_training)
-    dtype, channels = _utils.check_inputs(inputs, data_format)
-    inner = _utils.hidden_units(channels, reduction_ratio, inner_units_ratio)
-    if weights_initializer is None:
-        weights_initializer = tf1.random_normal_initializer(stddev=0.01)
-    gamma_initializer = _utils.gamma_initializer(zero_init_last)
-    cdtype = _utils.compute_dtype(dtype)
-    args = _utils.LayerArgs(cdtype, weights_initializer, weights_regularizer,
-                            biases_initializer, biases_regularizer, trainable,
-                            variables_collections)
-    _utils.check_scope(
+    is_training = _args.check_is_training(is_training)
+    dtype, channels = _args.check_inputs(inputs, data_format)
+    inner = _args.hidden_units(channels, reduction_ratio, inner_units_ratio)
+    args = _layers.layer_args(dtype, weights_initializer, weights_regularizer,
+                              biases_initializer, biases_regularizer,
+                              trainable, variables_collections,
+                              tf1.random_normal_initializer(stddev=0.01))
+    _args.check_scope(
         scope, 'NonLocal', reuse,
-        sum([_utils.layer_variables(name, [1, 1, channels, inner], args)
+        sum([_layers.layer_variables(name, [1, 1, channels, inner], args)
              for name in ('theta', 'phi', 'g')], [])
-        + _utils.layer_variables('out', [1, 1, inner, channels], args)
-        + _utils.norm_variables('BatchNorm', channels, cdtype, moving=True))
+        + _layers.layer_variables('out', [1, 1, inner, channels], args)
+        + _norms.norm_variables('BatchNorm', channels, args.dtype, moving=True))
 
     with tf1.variable_scope(scope, 'NonLocal', [inputs], reuse=reuse) as sc:
-        inputs, x = _utils.cast_in(inputs, dtype, cdtype)
+        inputs, x = _args.cast_in(inputs, dtype, args.dtype)
         source = x
         if subsample:
-            source = _utils.from_nhwc(
-                tf.nn.max_pool2d(_utils.to_nhwc(x, data_format), ksize=2,
+            source = _layers.from_nhwc(
+                tf.nn.max_pool2d(_layers.to_nhwc(x, data_format), ksize=2,
                                  strides=2, padding='SAME'),
                 data_format)  # H, W -> ceil(H/2), ceil(W/2)
-        theta = _utils.conv1x1(x, inner, args, data_format, 'theta')
-        phi = _utils.conv1x1(source, inner, args, data_format, 'phi')
-        g = _utils.conv1x1(source, inner, args, data_format, 'g')
-        shape = tf.shape(x)
-        batch = shape[0]
-        # The 1/sqrt(Ci) scale goes on the smaller of theta [N, HW, Ci] and the
-        # affinity [N, HW, L] (on theta when L is unknown).
-        scale = float(inner) ** -0.5
-        hw_axes = (1, 2) if data_format == 'NHWC' else (2, 3)
-        sizes = [_utils.static_dim(source, a) for a in hw_axes]
-        scale_theta = None in sizes or inner < sizes[0] * sizes[1]
-        if scale_theta:
-            theta = theta * scale
-        if data_format == 'NHWC':
-            theta = tf.reshape(theta, [batch, -1, inner])  # [N, HW, Ci]
-            phi = tf.reshape(phi, [batch, -1, inner])  # [N, L, Ci]
-            g = tf.reshape(g, [batch, -1, inner])  # [N, L, Ci]
-            affinity = tf.matmul(theta, phi, transpose_b=True)  # [N, HW, L]
-            y_shape = [batch, shape[1], shape[2], inner]  # [N, H, W, Ci]
-        else:
-            theta = tf.reshape(theta, [batch, inner, -1])  # [N, Ci, HW]
-            phi = tf.reshape(phi, [batch, inner, -1])  # [N, Ci, L]
-            g = tf.reshape(g, [batch, inner, -1])  # [N, Ci, L]
-            affinity = tf.matmul(theta, phi, transpose_a=True)  # [N, HW, L]
-            y_shape = [batch, inner, shape[2], shape[3]]  # [N, Ci, H, W]
-        if not scale_theta:
-            affinity = affinity * scale
-        # [N, HW, Ci] (NHWC) or [N, Ci, HW] (NCHW)
-        y = _utils.softmax_attention(affinity, g, transposed=data_format == 'NCHW')
-        y = tf.reshape(y, y_shape)
-        z = _utils.conv1x1(y, channels, args, data_format, 'out')
-        z = _utils.batch_norm(z, is_training, batch_norm_decay,
-                              batch_norm_epsilon, gamma_initializer, cdtype,
-                              trainable, variables_collections, data_format)
+        y = _embedded_gaussian(x, source, inner, args, data_format)
+        z = _layers.conv1x1(y, channels, args, data_format, 'out')
+        z = _norms.batch_norm(z, is_training, batch_norm_decay,
+                              batch_norm_epsilon,
+                              _norms.gamma_initializer(zero_init_last),
+                              args.dtype, trainable, variables_collections,
+                              data_format)
         outputs = inputs + tf.cast(z, dtype)
-        return _utils.collect(outputs_collections, sc.name, outputs)
+        return _layers.collect(outputs_collections, sc.name, outputs)

@@ -11,12 +11,14 @@ NOTE: the official release has no training prototxt with fillers; the FC
 weights default to PyTorch's default Linear init (U(+-1/sqrt(fan_in))), as in
 the reference PyTorch ports and timm, and the biases to zero.
 NOTE: float16/bfloat16 inputs get float32 variables and a float32 gate (see
-:func:`slim_attention.attention._utils.compute_dtype`).
+:func:`slim_attention.attention._args.compute_dtype`).
 """
 import tensorflow as tf
 from tf_slim.ops.arg_scope import add_arg_scope
 
-from slim_attention.attention import _utils
+from slim_attention.attention import _args
+from slim_attention.attention import _fused_ops
+from slim_attention.attention import _layers
 
 tf1 = tf.compat.v1
 
@@ -74,17 +76,14 @@ def squeeze_and_excitation(inputs,
     Raises:
       ValueError: data_format is not 'NHWC'/'NCHW'; a ratio is not positive
         or finite, or widens the bottleneck (reduction_ratio < 1,
-        inner_units_ratio > 1);
-        both ratios are given; inputs are not rank 4 or have unknown channels.
-        Also: inputs have 0 channels; without reuse, the scope already
-        holds the variables; with reuse=True, they do not exist yet; with
-        reuse, one has another shape or dtype; reuse is given without a
-        scope or is not True/False/None/AUTO_REUSE. Every check runs
-        before the block adds an op or a variable.
+        inner_units_ratio > 1); both ratios are given; inputs are not rank 4
+        or have unknown channels.
+        Also the scope, reuse and channel checks of every block (see
+        :mod:`slim_attention.attention`), all before any op exists.
       TypeError: a ratio is not a number; inputs are not floating point;
         activation_fn or gate_fn is not callable.
     """
-    dtype, channels, units, args = _utils.mlp_gate_args(
+    dtype, channels, units, args = _layers.mlp_gate_args(
         inputs, reduction_ratio=reduction_ratio,
         inner_units_ratio=inner_units_ratio, activation_fn=activation_fn,
         gate_fn=gate_fn, weights_initializer=weights_initializer,
@@ -92,14 +91,14 @@ def squeeze_and_excitation(inputs,
         biases_initializer=biases_initializer,
         biases_regularizer=biases_regularizer, trainable=trainable,
         variables_collections=variables_collections, data_format=data_format)
-    _utils.check_scope(scope, 'SqueezeExcitation', reuse,
-                       _utils.mlp_variables(channels, units, args))
+    _args.check_scope(scope, 'SqueezeExcitation', reuse,
+                      _layers.mlp_variables(channels, units, args))
 
     with tf1.variable_scope(scope, 'SqueezeExcitation', [inputs],
                             reuse=reuse) as sc:
-        inputs, x = _utils.cast_in(inputs, dtype, args.dtype)
-        squeeze = _utils.mean_pool(x, _utils.spatial_axes(data_format))  # [N, C]
+        inputs, x = _args.cast_in(inputs, dtype, args.dtype)
+        squeeze = _fused_ops.mean_pool(x, _args.spatial_axes(data_format))  # [N, C]
 
-        gate = gate_fn(_utils.mlp(squeeze, units, activation_fn, args))  # [N, C]
-        outputs = _utils.scale_channels(inputs, gate, channels, data_format)
-        return _utils.collect(outputs_collections, sc.name, outputs)
+        gate = gate_fn(_layers.mlp(squeeze, units, activation_fn, args))  # [N, C]
+        outputs = _layers.scale_channels(inputs, gate, channels, data_format)
+        return _layers.collect(outputs_collections, sc.name, outputs)
