@@ -1,5 +1,7 @@
 """TF 1.15's public ``tf.contrib`` names, and what stands for each one today.
 
+Long on purpose: it is a data table (one line per TF 1.15 name), no logic.
+
 The data behind :func:`slim_attention.install_contrib_alias`. One dict per
 ``tf.contrib`` module, listing that module's public API in TensorFlow 1.15
 name by name (its API reference, which ``remove_undocumented`` in each

@@ -18,6 +18,7 @@ from tensorflow.python.util import keras_deps
 
 import slim_attention as slim
 from slim_attention import _compat
+from slim_attention import _compat_control_flow
 
 tf1 = tf.compat.v1
 
@@ -107,7 +108,7 @@ def test_smart_cond_tensor_is_differentiable_after_a_run(graph):
 
 
 def test_cond_keeps_an_explicit_output_all_intermediates_setting(graph):
-    assert control_flow_ops.cond is _compat.cond_differentiable_after_run
+    assert control_flow_ops.cond is _compat_control_flow.cond_differentiable_after_run
     flag = tf1.placeholder(tf.bool, [])
     tf1.experimental.output_all_intermediates(False)
     try:
