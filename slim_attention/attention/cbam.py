@@ -69,7 +69,7 @@ def _default_scope(index, scope):
 
 
 @add_arg_scope
-def channel_attention(inputs,
+def channel_attention(inputs,  # >60 lines: the slim Args/Raises docstring
                       reduction_ratio=None,
                       inner_units_ratio=None,
                       activation_fn=tf.nn.relu,
@@ -151,7 +151,7 @@ def channel_attention(inputs,
 
 
 @add_arg_scope
-def spatial_attention(inputs,
+def spatial_attention(inputs,  # >60 lines: the slim Args/Raises docstring
                       kernel_size=7,
                       gate_fn=tf.sigmoid,
                       is_training=True,
@@ -253,7 +253,7 @@ def spatial_attention(inputs,
 
 
 @add_arg_scope
-def convolutional_block_attention_module(inputs,
+def convolutional_block_attention_module(inputs,  # >60 lines: the slim Args/Raises docstring
                                          reduction_ratio=None,
                                          inner_units_ratio=None,
                                          kernel_size=7,

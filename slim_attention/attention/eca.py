@@ -55,7 +55,7 @@ def adaptive_kernel_size(channels, gamma=2, b=1):
 
 
 @add_arg_scope
-def efficient_channel_attention(inputs,
+def efficient_channel_attention(inputs,  # >60 lines: the slim Args/Raises docstring
                                 kernel_size=None,
                                 gate_fn=tf.sigmoid,
                                 weights_initializer=None,

@@ -81,7 +81,7 @@ def _transform(context, name, units, activation_fn, layer_norm_epsilon, args,
 
 
 @add_arg_scope
-def global_context(inputs,
+def global_context(inputs,  # >60 lines: the slim Args/Raises docstring
                    reduction_ratio=None,
                    inner_units_ratio=None,
                    pooling='attention',

@@ -83,7 +83,7 @@ def _embedded_gaussian(x, source, inner, args, data_format):
 
 
 @add_arg_scope
-def non_local_block(inputs,
+def non_local_block(inputs,  # >60 lines: the slim Args/Raises docstring
                     reduction_ratio=None,
                     inner_units_ratio=None,
                     subsample=False,

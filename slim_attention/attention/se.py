@@ -26,7 +26,7 @@ __all__ = ['squeeze_and_excitation']
 
 
 @add_arg_scope
-def squeeze_and_excitation(inputs,
+def squeeze_and_excitation(inputs,  # >60 lines: the slim Args/Raises docstring
                            reduction_ratio=None,
                            inner_units_ratio=None,
                            activation_fn=tf.nn.relu,
