@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-import cases
+import case_vgg
 import harness
 import vgg_ref
 
@@ -31,25 +31,23 @@ _LOG = logging.getLogger("bench")
 
 def _contestants(weights, npy, train):
     out = [
-        ("float32", cases.GraphContestant("float32", cases.floor_builder(weights, train),
-                                          train)),
-        ("bf16 graph", cases.GraphContestant(
+        ("float32", case_vgg.GraphContestant("float32", case_vgg.floor_builder(weights, train),
+                                             train)),
+        ("bf16 graph", case_vgg.GraphContestant(
             "bf16 graph",
-            cases.floor_builder(weights, train, dtype="bfloat16",
-                                master_dtype="float32" if train else "bfloat16"),
+            case_vgg.floor_builder(weights, train, dtype="bfloat16",
+                                   master_dtype="float32" if train else "bfloat16"),
             train)),
-        ("float32 + AMP rewrite", cases.GraphContestant(
-            "float32 + AMP rewrite", cases.floor_builder(weights, train), train,
+        ("float32 + AMP rewrite", case_vgg.GraphContestant(
+            "float32 + AMP rewrite", case_vgg.floor_builder(weights, train), train,
             amp_bf16=True)),
     ]
-    vp = cases._vgg_patch()  # pylint: disable=protected-access
-    if vp is not None:
-        build = cases.vgg_patch_builder(vp, npy, "cbam", train)
-        out.append(("vgg_patch CBAM float32",
-                    cases.GraphContestant("vgg_patch CBAM float32", build, train)))
-        out.append(("vgg_patch CBAM + AMP rewrite",
-                    cases.GraphContestant("vgg_patch CBAM + AMP rewrite", build, train,
-                                          amp_bf16=True)))
+    build = case_vgg.vgg_patch_builder(npy, "cbam", train)
+    out.append(("vgg_patch CBAM float32",
+                case_vgg.GraphContestant("vgg_patch CBAM float32", build, train)))
+    out.append(("vgg_patch CBAM + AMP rewrite",
+                case_vgg.GraphContestant("vgg_patch CBAM + AMP rewrite", build, train,
+                                         amp_bf16=True)))
     return out
 
 
@@ -59,7 +57,7 @@ def _reference_of(name):
 
 def _accuracy(contestants, train):
     """name -> accuracy text against the float32 variant of the same network."""
-    rgb, labels = cases._inputs(8, seed=11)  # pylint: disable=protected-access
+    rgb, labels = case_vgg.inputs(8, seed=11)
     acc = {}
     if not train:
         logits = {n: c.logits_of(rgb).astype(np.float64) for n, c in contestants}
@@ -96,12 +94,12 @@ def run(args):
                   len(contestants), time.perf_counter() - t0)
         acc = _accuracy(contestants, train)
         for batch in ((16,) if train else (1, 16)):
-            rgb, labels = cases._inputs(batch)  # pylint: disable=protected-access
+            rgb, labels = case_vgg.inputs(batch)
             fns = {n: c.step_fn(rgb, labels) for n, c in contestants}
             if batch == 1:
-                warm, reps = 2, cases._reps(args, 6, 2)  # pylint: disable=protected-access
+                warm, reps = 2, harness.repeats(args, 6, 2)
             else:
-                warm, reps = 1, cases._reps(args, 4, 1)  # pylint: disable=protected-access
+                warm, reps = 1, harness.repeats(args, 4, 1)
             times = harness.interleaved(fns, warm, reps)
             for n, _ in contestants:
                 s = harness.summarize(times[n])

@@ -64,6 +64,13 @@ def reset_peak_rss():
 
 
 # --------------------------------------------------------------------------- timing
+def repeats(args, full, quick):
+    """Timed repeats for a case: ``--repeats`` if given, else ``quick``/``full``."""
+    if args.repeats:
+        return args.repeats
+    return quick if args.quick else full
+
+
 def timed(fn):
     """Runs ``fn()`` once; returns (seconds, result)."""
     t0 = time.perf_counter()

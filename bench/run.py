@@ -50,7 +50,16 @@ import harness  # noqa: E402
 
 _LOG = logging.getLogger("bench")
 
-CASES = ("inference", "train", "blocks", "build", "bf16", "pipeline")
+# Case name -> (module in bench/, function taking the parsed args, returning the
+# case's result dict). The worker imports only the module of its own case.
+CASES = {
+    "inference": ("case_vgg", "run_inference"),
+    "train": ("case_vgg", "run_train"),
+    "blocks": ("case_blocks", "run"),
+    "build": ("case_build", "run"),
+    "bf16": ("case_bf16", "run"),
+    "pipeline": ("case_pipeline", "run"),
+}
 
 
 def _parse(argv):
@@ -84,13 +93,26 @@ def _parse(argv):
     return args
 
 
+def run_case(name, args):
+    """Runs one case in this (worker) process and emits its result."""
+    import importlib  # pylint: disable=import-outside-toplevel
+    if name not in CASES:
+        raise ValueError("unknown case %r; valid: %s" % (name, ", ".join(CASES)))
+    module, function = CASES[name]
+    t0 = time.perf_counter()
+    info = harness.tf_info()
+    res = getattr(importlib.import_module(module), function)(args)
+    res["tf_info"] = info
+    res["case_s"] = round(time.perf_counter() - t0, 1)
+    harness.emit_result(res)
+
+
 def main(argv=None):
     """Runs the selected cases, each in a subprocess, and prints the tables."""
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.worker:
-        import cases  # pylint: disable=import-outside-toplevel
-        cases.run_case(args.worker, args)
+        run_case(args.worker, args)
         return 0
 
     import vgg_ref  # pylint: disable=import-outside-toplevel

@@ -3,11 +3,10 @@
 bfloat16 here is TensorFlow's oneDNN auto-mixed-precision graph rewrite
 (``auto_mixed_precision_onednn_bfloat16``): the graph, its variables,
 checkpoints and npy files stay float32, and Grappler runs the convolutions,
-matmuls and their gradients in bfloat16 when the session starts. Measured with
-``bench/run.py --only bf16`` on a 2-core Sapphire Rapids CPU (AVX-512 BF16,
-AMX): VGG19+CBAM trains 3.5x faster and infers 2.0x (batch 1) to 4.35x
-(batch 16) faster, with logits within 3.2% (max relative error) of float32
-and the same top-1 class on 8 of 8 images (docs/benchmarks.md).
+matmuls and their gradients in bfloat16 when the session starts. It pays on
+CPUs with native bfloat16 (AVX-512 BF16, AMX) and costs a little accuracy:
+``bench/run.py --only bf16`` measures both, and docs/benchmarks.md has the
+figures.
 """
 import logging
 

@@ -1,4 +1,8 @@
-"""The benchmark cases; each runs inside its own subprocess (see run.py)."""
+"""Cases ``inference`` and ``train``: vgg_patch's VGG19 against Keras' VGG19.
+
+Also the contestants (a tf.compat.v1 graph + Session, or a Keras model) that
+case_bf16 reuses. Each case runs inside its own subprocess (see run.py).
+"""
 import logging
 import os
 import time
@@ -7,6 +11,7 @@ import numpy as np
 
 import harness
 import vgg_ref
+from vgg_patch.session import session_config
 
 _LOG = logging.getLogger("bench")
 
@@ -20,44 +25,12 @@ def _tf():
     return tf
 
 
-def _vgg_patch():
-    """Returns the vgg_patch module, or None (with the reason logged)."""
-    try:
-        import vgg_patch  # pylint: disable=import-outside-toplevel
-        getattr(vgg_patch, "Vgg19")
-        return vgg_patch
-    except (ImportError, AttributeError) as e:
-        _LOG.warning("vgg_patch.Vgg19 not available (%s): its rows are skipped", e)
-        return None
-
-
-def _reps(args, full, quick):
-    if args.repeats:
-        return args.repeats
-    return quick if args.quick else full
-
-
-def _inputs(batch, seed=1):
+def inputs(batch, seed=1):
+    """Random RGB images in [0, 1) and labels: (batch, 224, 224, 3), (batch,)."""
     rng = np.random.default_rng(seed)
     rgb = rng.random((batch,) + IMAGE, dtype=np.float32)
     labels = rng.integers(0, 1000, size=batch).astype(np.int32)
     return rgb, labels
-
-
-def session_config(amp_bf16=False):
-    """The ConfigProto used for every graph-mode contestant.
-
-    Defaults everywhere (what a user's ``tf.compat.v1.Session()`` gets), except
-    that ``amp_bf16`` turns on TensorFlow's oneDNN bfloat16 auto-mixed-precision
-    graph rewrite.
-    """
-    tf = _tf()
-    config = tf.compat.v1.ConfigProto()
-    if amp_bf16:
-        from tensorflow.core.protobuf import rewriter_config_pb2  # pylint: disable=import-outside-toplevel
-        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
-            rewriter_config_pb2.RewriterConfig.ON)
-    return config
 
 
 # --------------------------------------------------------------------------- contestants
@@ -90,7 +63,7 @@ class GraphContestant:
             init = tf.compat.v1.global_variables_initializer()
             self.graph_def_bytes = len(self.graph.as_graph_def().SerializeToString())
         self.sess = tf.compat.v1.Session(graph=self.graph,
-                                         config=session_config(amp_bf16))
+                                         config=session_config(bf16=amp_bf16))
         self.sess.run(init)
         if init_fn is not None:
             with self.graph.as_default():
@@ -153,10 +126,11 @@ class KerasContestant:
         pass
 
 
-def vgg_patch_builder(vgg_patch, npy, attention, train, winograd=False):
+def vgg_patch_builder(npy, attention, train, winograd=False):
     """build_fn for GraphContestant: vgg_patch.Vgg19 loading ``npy``."""
     def build(rgb, train_mode):
-        vgg = vgg_patch.Vgg19(npy, trainable=train, attention=attention, winograd=winograd)
+        from vgg_patch import Vgg19  # pylint: disable=import-outside-toplevel
+        vgg = Vgg19(npy, trainable=train, attention=attention, winograd=winograd)
         vgg.build(rgb, train_mode)
         return vgg.fc8, None
     return build
@@ -179,19 +153,17 @@ def _vgg_contestants(args, train):
     """Builds the contestants of the inference/train cases."""
     weights = vgg_ref.load_npy(args.npy)
     out = []
-    vp = _vgg_patch()
-    if vp is not None:
-        variants = [("cbam", False, "vgg_patch CBAM"),
-                    (None, False, "vgg_patch no-attention"),
-                    ("cbam", True, "vgg_patch CBAM winograd")]
-        if not train:
-            # Its logits against Keras' show Winograd's round-off (no CBAM in the way).
-            variants.append((None, True, "vgg_patch no-attention winograd"))
-        for att, wino, label in variants:
-            t0 = time.perf_counter()
-            out.append(GraphContestant(
-                label, vgg_patch_builder(vp, args.npy, att, train, winograd=wino), train))
-            _LOG.info("built %s in %.1f s", label, time.perf_counter() - t0)
+    variants = [("cbam", False, "vgg_patch CBAM"),
+                (None, False, "vgg_patch no-attention"),
+                ("cbam", True, "vgg_patch CBAM winograd")]
+    if not train:
+        # Its logits against Keras' show Winograd's round-off (no CBAM in the way).
+        variants.append((None, True, "vgg_patch no-attention winograd"))
+    for att, wino, label in variants:
+        t0 = time.perf_counter()
+        out.append(GraphContestant(
+            label, vgg_patch_builder(args.npy, att, train, winograd=wino), train))
+        _LOG.info("built %s in %.1f s", label, time.perf_counter() - t0)
     out.append(KerasContestant("Keras VGG19 (default, XLA)", weights, train))
     out.append(KerasContestant("Keras VGG19 (jit_compile=False)", weights, train,
                                jit_compile=False))
@@ -223,7 +195,7 @@ def case_vgg(args, train):
     """Inference (batch 1 and 16) or training (batch 16), interleaved."""
     contestants, _ = _vgg_contestants(args, train)
     result = {"rows": [], "checks": {}, "peak_rss_mib": None}
-    rgb, _ = _inputs(2, seed=7)
+    rgb, _ = inputs(2, seed=7)
     ref = {c.name: c.logits_of(rgb) for c in contestants}
     keras_logits = ref["Keras VGG19 (default, XLA)"]
     scale = float(np.max(np.abs(keras_logits)))
@@ -231,12 +203,12 @@ def case_vgg(args, train):
         result["checks"][name] = float(np.max(np.abs(logits - keras_logits)) / scale)
     batches = (16,) if train else (1, 16)
     for batch in batches:
-        rgb, labels = _inputs(batch)
+        rgb, labels = inputs(batch)
         fns = {c.name: c.step_fn(rgb, labels) for c in contestants}
         if batch == 1:
-            warm, reps = 2, _reps(args, 15, 2)
+            warm, reps = 2, harness.repeats(args, 15, 2)
         else:
-            warm, reps = 1, _reps(args, 6 if train else 10, 1)
+            warm, reps = 1, harness.repeats(args, 6 if train else 10, 1)
         _LOG.info("timing batch %d: %d warm-up + %d interleaved rounds", batch, warm, reps)
         cpu = {}
         times = harness.interleaved(fns, warm, reps, cpu_out=cpu)
@@ -248,30 +220,11 @@ def case_vgg(args, train):
     return result
 
 
-# --------------------------------------------------------------------------- registry
-def run_case(name, args):
-    """Runs one case in this (worker) process and emits its result."""
-    t0 = time.perf_counter()
-    info = harness.tf_info()
-    if name == "inference":
-        res = case_vgg(args, train=False)
-    elif name == "train":
-        res = case_vgg(args, train=True)
-    elif name == "blocks":
-        import case_blocks  # pylint: disable=import-outside-toplevel
-        res = case_blocks.run(args)
-    elif name == "build":
-        import case_build  # pylint: disable=import-outside-toplevel
-        res = case_build.run(args)
-    elif name == "bf16":
-        import case_bf16  # pylint: disable=import-outside-toplevel
-        res = case_bf16.run(args)
-    elif name == "pipeline":
-        import case_pipeline  # pylint: disable=import-outside-toplevel
-        res = case_pipeline.run(args)
-    else:
-        raise ValueError("unknown case %r; valid: %s" % (name, ", ".join(
-            ("inference", "train", "blocks", "build", "bf16", "pipeline"))))
-    res["tf_info"] = info
-    res["case_s"] = round(time.perf_counter() - t0, 1)
-    harness.emit_result(res)
+def run_inference(args):
+    """Case ``inference``: batch 1 and 16."""
+    return case_vgg(args, train=False)
+
+
+def run_train(args):
+    """Case ``train``: batch 16."""
+    return case_vgg(args, train=True)
