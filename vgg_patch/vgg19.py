@@ -43,35 +43,16 @@ import numpy as np
 import tensorflow as tf
 
 from vgg_patch import _shapes
+from vgg_patch import layout
 from vgg_patch import weights as weights_lib
 from vgg_patch import winograd as winograd_lib
+from vgg_patch.layout import CONV_LAYERS, FC_LAYERS, VGG_MEAN, WINOGRAD_LAYERS
 
 tf1 = tf.compat.v1
 logger = logging.getLogger(__name__)
 
 __all__ = ['Vgg19', 'VGG_MEAN', 'CONV_LAYERS', 'FC_LAYERS', 'ATTENTION_BLOCK_KEY',
            'WINOGRAD_LAYERS']
-
-#: tensorflow-vgg's BGR mean, subtracted after scaling RGB [0, 1] by 255.
-VGG_MEAN = [103.939, 116.779, 123.68]
-
-#: (name, in_channels, out_channels) of VGG19's sixteen 3x3 convolutions.
-CONV_LAYERS = (
-    ('conv1_1', 3, 64), ('conv1_2', 64, 64),
-    ('conv2_1', 64, 128), ('conv2_2', 128, 128),
-    ('conv3_1', 128, 256), ('conv3_2', 256, 256), ('conv3_3', 256, 256), ('conv3_4', 256, 256),
-    ('conv4_1', 256, 512), ('conv4_2', 512, 512), ('conv4_3', 512, 512), ('conv4_4', 512, 512),
-    ('conv5_1', 512, 512), ('conv5_2', 512, 512), ('conv5_3', 512, 512), ('conv5_4', 512, 512),
-)
-
-#: The convolutions ``winograd=True`` computes by Winograd F(2x2, 3x3): stages
-#: 3-5, where it measured faster than the direct kernels forward and backward.
-#: Stages 1-2 (64-128 channels at 224x224 and 112x112) stay direct: there the
-#: transforms' passes over the large activations cost more than they save.
-WINOGRAD_LAYERS = tuple(name for name, _, _ in CONV_LAYERS if name[4] in '345')
-
-#: Names of the fully connected layers.
-FC_LAYERS = ('fc6', 'fc7', 'fc8')
 
 #: Collections of every variable of the network, as slim's ``model_variable``
 #: gives them (TRAINABLE_VARIABLES is added when ``trainable``).
@@ -81,8 +62,8 @@ _MODEL_COLLECTIONS = (tf1.GraphKeys.GLOBAL_VARIABLES, tf1.GraphKeys.MODEL_VARIAB
 ATTENTION_BLOCK_KEY = 'cbam_0'
 
 _ATTENTIONS = ('cbam', None)
-_IMAGENET_CLASSES = 1000
-_FC_WIDTH = 4096
+_IMAGENET_CLASSES = layout.IMAGENET_CLASSES
+_FC_WIDTH = layout.FC_WIDTH
 # Unit of conv1_1's input (rgb * 255 - VGG_MEAN) for its fresh weights: half its range.
 _INPUT_UNIT = 128.0
 
@@ -322,9 +303,8 @@ class Vgg19:
                 'Vgg19.build: the fully connected layers need a static input height '
                 'and width; rgb has shape %s. Give the placeholder its size (224 x 224 '
                 'for ImageNet weights) or use include_top=False' % _shapes.text(rgb))
-        for _ in range(5):
-            height, width = -(-height // 2), -(-width // 2)
-        in_size = height * width * 512
+        height, width = layout.pool5_size(height, width)
+        in_size = height * width * layout.POOL5_CHANNELS
         if self._weights is not None and 'fc6' in self._weights.layers:
             expected = int(self._weights.layers['fc6'][0].shape[0])
             if expected != in_size:
