@@ -10,7 +10,9 @@ https://github.com/machrisaa/tensorflow-vgg).
 A weights file holds ``{layer: [weights, biases]}`` for the layers of
 :data:`LAYER_SHAPES`, in that order: 3x3 convolution filters
 ``[3, 3, in, out]`` and fully connected matrices ``[in, out]`` (fc6's input is
-pool5 flattened in NHWC order, 7 x 7 x 512 for 224 x 224 images).
+pool5 flattened in NHWC order, 7 x 7 x 512 for 224 x 224 images); files
+written by ``Vgg19.save_npy`` also hold ``{ATTENTION_BLOCK_KEY: {variable
+name within the block: array}}``.
 
 This module does not import TensorFlow.
 """
@@ -18,7 +20,8 @@ import numpy as np
 
 from vgg_patch import weights as weights_lib
 
-__all__ = ['VGG_MEAN', 'CONV_LAYERS', 'FC_LAYERS', 'WINOGRAD_LAYERS', 'FC_WIDTH',
+__all__ = ['VGG_MEAN', 'CONV_LAYERS', 'FC_LAYERS', 'WINOGRAD_LAYERS', 'ATTENTION_BLOCK_KEY',
+           'FC_WIDTH',
            'POOL5_CHANNELS', 'IMAGENET_CLASSES', 'IMAGENET_SIZE', 'KERAS_NAMES',
            'pool5_size', 'layer_shapes', 'LAYER_SHAPES', 'param_count', 'PARAMS',
            'synthetic_array', 'synthetic_layer', 'synthetic_weights', 'write_synthetic_npy']
@@ -43,6 +46,9 @@ FC_LAYERS = ('fc6', 'fc7', 'fc8')
 #: direct: there the transforms' passes over the large activations cost more
 #: than they save (docs/benchmarks.md).
 WINOGRAD_LAYERS = tuple(name for name, _, _ in CONV_LAYERS if name[4] in '345')
+
+#: Key of the CBAM block's variables in files written by ``Vgg19.save_npy``.
+ATTENTION_BLOCK_KEY = 'cbam_0'
 
 #: Width of fc6 and fc7.
 FC_WIDTH = 4096
