@@ -1,4 +1,5 @@
-"""vgg_patch.weights.file: read_npy_tree / WeightsFile / load_weights: the three formats, bad files, messages."""
+"""vgg_patch.weights.file: read_npy_tree, WeightsFile, load_weights -- the three formats,
+bad files, messages."""
 import struct
 import pickletools
 
@@ -83,7 +84,8 @@ def test_corrupt_payload_says_download_again(tmp_path, seed):
     # Seeded random garbage after the pickle's protocol opcode (was os.urandom:
     # one CI run drew a BINBYTES8 length of 1.4e18, which made the lazy reader's
     # seek fail with EINVAL instead of reporting a corrupt file).
-    full = bytearray(open(write_python2_npy(str(tmp_path / 'f.npy'), small_weights()), 'rb').read())
+    path = write_python2_npy(str(tmp_path / 'f.npy'), small_weights())
+    full = bytearray(open(path, 'rb').read())
     start = full.index(b'\x80\x02')
     garbage = np.random.RandomState(seed).bytes(38).replace(b'c', b'x').replace(b'i', b'x')
     full[start + 2:start + 40] = garbage
@@ -95,7 +97,8 @@ def test_corrupt_payload_says_download_again(tmp_path, seed):
 
 @pytest.mark.parametrize('length', [2 ** 40, 2 ** 60, 2 ** 64 - 1])
 def test_payload_length_beyond_any_file_is_corrupt_not_an_oserror(tmp_path, length):
-    full = bytearray(open(write_python2_npy(str(tmp_path / 'f.npy'), small_weights()), 'rb').read())
+    path = write_python2_npy(str(tmp_path / 'f.npy'), small_weights())
+    full = bytearray(open(path, 'rb').read())
     start = full.index(b'\x80\x02')
     # BINBYTES8 (protocol 4's 8-byte length) with a length no file can have.
     full[start + 2:] = b'\x8e' + struct.pack('<Q', length) + b'\x00' * 64

@@ -1,4 +1,5 @@
-"""vgg_patch.weights.lazy: LazyArray: parsing reads no weights, each array read on demand, converted, checked against a changed file."""
+"""vgg_patch.weights.lazy: LazyArray -- parsing reads no weights; each array is read on
+demand, converted, and checked against a changed file."""
 import os
 
 import numpy as np
@@ -29,7 +30,8 @@ def test_parsing_is_lazy_and_reads_each_array_on_demand(tmp_path):
                          ('own.npy', lambda p: wl.save_weights(p, {'fc6': {0: big}}))):
         writer(str(tmp_path / name))
         lazy = WeightsFile(str(tmp_path / name)).layers['fc6'][0]
-        assert isinstance(lazy._data, stand_ins.LazyBytes), name  # pylint: disable=protected-access
+        data = lazy._data  # pylint: disable=protected-access
+        assert isinstance(data, stand_ins.LazyBytes), name
         np.testing.assert_array_equal(lazy.read(), big)
 
 

@@ -1,4 +1,5 @@
-"""vgg_patch.weights.unpickle: the security boundary: SafeUnpickler refuses what a weights file never needs, bounded by the file."""
+"""vgg_patch.weights.unpickle: the security boundary -- SafeUnpickler refuses what a
+weights file never needs, its work bounded by the file."""
 import io
 import os
 import struct

@@ -1,4 +1,5 @@
-"""vgg_patch.weights.write: save_weights: round trip through np.load and WeightsFile, atomic, lean, permissions."""
+"""vgg_patch.weights.write: save_weights -- round trip through np.load and WeightsFile,
+atomic, lean, permissions."""
 import os
 
 import numpy as np

@@ -153,7 +153,8 @@ def latin1_encode(obj, encoding='utf-8', errors='strict'):
     """``_codecs.encode`` limited to latin-1 (Python 3's protocol-2 bytes)."""
     if (not isinstance(obj, str) or not isinstance(encoding, str)
             or encoding.replace('-', '').lower() not in ('latin1', 'iso88591')):
-        raise pickle.UnpicklingError('_codecs.encode(%s, %s)' % (describe(obj), describe(encoding)))
+        raise pickle.UnpicklingError('_codecs.encode(%s, %s)'
+                                     % (describe(obj), describe(encoding)))
     if errors != 'strict':  # pickle never writes another handler; others may not exist
         raise pickle.UnpicklingError('_codecs.encode with error handler %s' % describe(errors))
     try:
