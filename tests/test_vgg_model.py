@@ -7,6 +7,7 @@ import tensorflow as tf
 from tensorflow.python.ops import resource_variable_ops
 
 from vgg_patch import Vgg19, WeightsFileError
+from vgg_patch.layout import KERAS_NAMES
 
 from vgg_fixtures import (VGG19_PARAMS, VGG19_SHAPES, full_size_npy, make_array,
                           write_indexed_npy, write_python2_npy)
@@ -46,15 +47,9 @@ def _keras_logits(images, seed=0):
     """
     import tf_keras  # pylint: disable=import-outside-toplevel
     model = tf_keras.applications.VGG19(weights=None, classifier_activation=None)
-    conv = iter(name for name in VGG19_SHAPES if name.startswith('conv'))
-    for layer in model.layers:
-        if layer.name.startswith('block') and 'conv' in layer.name:
-            name = next(conv)
-        elif layer.name in ('fc1', 'fc2', 'predictions'):
-            name = {'fc1': 'fc6', 'fc2': 'fc7', 'predictions': 'fc8'}[layer.name]
-        else:
-            continue
-        layer.set_weights([make_array(name, 0, seed), make_array(name, 1, seed)])
+    for name, keras_name in KERAS_NAMES.items():
+        model.get_layer(keras_name).set_weights([make_array(name, 0, seed),
+                                                 make_array(name, 1, seed)])
     bgr = tf_keras.applications.vgg19.preprocess_input(images * 255.0)  # caffe: BGR, mean
     return np.asarray(model.predict(bgr, verbose=0))
 
@@ -317,6 +312,24 @@ def test_every_variable_is_a_resource_variable_in_both_behaviours(graph, tf_beha
     assert set(tf1.global_variables()) == set(vgg.var_dict.values())
     for var in tf1.global_variables():
         assert isinstance(var, resource_variable_ops.ResourceVariable), (tf_behavior, var)
+
+
+@pytest.mark.parametrize('attention, trainable', [('cbam', True), ('cbam', False),
+                                                  (None, True)])
+def test_slim_model_variables_are_every_weight_of_the_network(graph, attention, trainable):
+    # One variable factory: conv, fc and CBAM variables are all slim model
+    # variables, so slim.get_model_variables() lists the whole network.
+    import slim_attention as slim  # pylint: disable=import-outside-toplevel
+    vgg = Vgg19(None, attention=attention, trainable=trainable, num_classes=5)
+    vgg.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]), tf1.placeholder(tf.bool, []))
+    model = slim.get_model_variables()
+    assert model == tf1.global_variables()
+    assert set(model) == set(vgg.var_dict.values())
+    assert len(model) == 2 * len(VGG19_SHAPES) + (9 if attention else 0)
+    expected = [v for v in model if 'moving_' not in v.op.name] if trainable else []
+    assert tf1.trainable_variables() == expected
+    assert slim.get_model_variables('conv4_2') == [vgg.var_dict[('conv4_2', 0)],
+                                                   vgg.var_dict[('conv4_2', 1)]]
 
 
 def test_static_shapes_read_as_ints_in_both_behaviours(graph):
