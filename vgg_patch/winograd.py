@@ -119,7 +119,7 @@ def _tiles(height, width):
 
 # --------------------------------------------------------------------------
 # Gradient, registered by name (an exported graph can be differentiated in a
-# process that imports vgg_patch.winograd; see slim_attention's _utils).
+# process that imports vgg_patch.winograd; see slim_attention.attention._fused_ops).
 # --------------------------------------------------------------------------
 _GRAD_NAME = 'VggPatchWinogradConv3x3'
 
