@@ -39,6 +39,14 @@ child.wait()
 """
 
 
+def _plain_env():
+    """This environment minus the suite's TF-behaviour switch: the tasks here are
+    not TensorFlow programs (tests/v1_behavior would import TensorFlow in each)."""
+    env = dict(os.environ)
+    env.pop('TEST_TF_BEHAVIOR', None)
+    return env
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -134,7 +142,7 @@ def test_every_task_gets_its_tf_config_and_ps_is_stopped_when_workers_finish(tas
     command, folder = task_script
     output = io.StringIO()
     result = cluster.run_cluster(command + ['ok', '--flag'], workers=2, ps=1, chief=True,
-                                 output=output, timeout=60)
+                                 env=_plain_env(), output=output, timeout=60)
     assert result.returncode == 0 and result.message is None
     assert dict(result.returncodes) == {'ps 0': -signal.SIGTERM, 'chief 0': 0,
                                         'worker 0': 0, 'worker 1': 0}
@@ -158,7 +166,7 @@ def test_tf1_flags_are_appended(task_script):
     command, folder = task_script
     output = io.StringIO()
     result = cluster.run_cluster(command + ['ok'], workers=2, ps=1, use_tf1_flags=True,
-                                 output=output, timeout=60)
+                                 env=_plain_env(), output=output, timeout=60)
     assert result.returncode == 0
     lines = _lines(output.getvalue())
     argv = json.loads(next(l for l in lines['worker 1'] if l.startswith('ARGV'))[5:])
@@ -173,7 +181,7 @@ def test_a_failing_worker_stops_every_task_and_is_named(task_script):
     command, folder = task_script
     start = time.monotonic()
     result = cluster.run_cluster(command + ['fail'], workers=2, ps=1,
-                                 output=io.StringIO(), timeout=60)
+                                 env=_plain_env(), output=io.StringIO(), timeout=60)
     assert time.monotonic() - start < 30
     assert result.returncode == 3
     assert result.message == 'worker 1 failed with status 3'
@@ -183,8 +191,8 @@ def test_a_failing_worker_stops_every_task_and_is_named(task_script):
 
 def test_timeout_stops_every_task(task_script):
     command, folder = task_script
-    result = cluster.run_cluster(command + ['hang'], workers=1, output=io.StringIO(),
-                                 timeout=1.5)
+    result = cluster.run_cluster(command + ['hang'], workers=1, env=_plain_env(),
+                                 output=io.StringIO(), timeout=1.5)
     assert result.returncode == cluster.EXIT_TIMEOUT
     assert result.message == 'timed out: tasks still running: worker 0'
     _assert_all_gone(_pids(folder))
@@ -192,8 +200,8 @@ def test_timeout_stops_every_task(task_script):
 
 def test_sigterm_to_the_launcher_stops_every_task(task_script):
     command, folder = task_script
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [REPO, os.environ.get('PYTHONPATH')])))
+    env = _plain_env()
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO, env.get('PYTHONPATH')]))
     launcher = subprocess.Popen(
         [sys.executable, '-m', 'vgg_patch.cluster', '--workers', '2', '--ps', '1', '--']
         + command + ['hang'], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

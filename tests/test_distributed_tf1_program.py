@@ -4,8 +4,8 @@
 training on several machines: ``tf.train.Server``, ``replica_device_setter``
 (or research/slim's ``model_deploy`` clones), ``SyncReplicasOptimizer`` and
 ``slim.learning.train(..., sync_optimizer=..., master=server.target,
-is_chief=...)``, on the ``research_slim`` program's colors dataset (8x8
-images) and nets. ``vgg_patch.cluster`` starts its three processes on
+is_chief=...)``, on the ``research_slim`` program's colors dataset (here
+8x8 images, written by the test) and nets. ``vgg_patch.cluster`` starts its three processes on
 127.0.0.1; each test checks the run trained to its step count, that only the
 chief wrote files, that no process stalled (the 30 s readiness sleep, the
 120 s stop grace period) and that none outlived the run.
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -60,15 +61,34 @@ def _env():
     return env
 
 
+def _example(png, label):
+    feature = {'image/encoded': [png], 'image/format': [b'png'],
+               'image/class/label': [label], 'image/height': [8], 'image/width': [8]}
+    return tf.train.Example(features=tf.train.Features(feature={
+        key: tf.train.Feature(bytes_list=tf.train.BytesList(value=value))
+        if isinstance(value[0], bytes) else
+        tf.train.Feature(int64_list=tf.train.Int64List(value=value))
+        for key, value in feature.items()}))
+
+
 @pytest.fixture(scope='module')
 def colors_dir(tmp_path_factory):
-    """research_slim's colors dataset, written by its own script, at 8x8 pixels."""
+    """research_slim's colors dataset (train: 12 records, validation: 6) at
+    8x8: noise around red, green or blue, the label being the colour."""
     folder = str(tmp_path_factory.mktemp('colors'))
-    proc = subprocess.run([sys.executable, 'download_and_convert_colors.py',
-                           '--dataset_dir=' + folder, '--image_size=8'],
-                          cwd=RESEARCH_SLIM, env=_env(), capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    rng = np.random.RandomState(0)
+    with tf.Graph().as_default():
+        image = tf.compat.v1.placeholder(tf.uint8, [8, 8, 3])
+        encoded = tf.io.encode_png(image)
+        with tf.compat.v1.Session() as sess:
+            for split, size in (('train', 12), ('validation', 6)):
+                with tf.io.TFRecordWriter(os.path.join(
+                        folder, 'colors_%s_00000-of-00001.tfrecord' % split)) as writer:
+                    for i in range(size):
+                        pixels = rng.uniform(0, 80, (8, 8, 3))
+                        pixels[:, :, i % 3] += 150
+                        png = sess.run(encoded, {image: pixels.astype(np.uint8)})
+                        writer.write(_example(png, i % 3).SerializeToString())
     return folder
 
 
@@ -107,11 +127,12 @@ def _train_on_cluster(train_dir, colors_dir, *flags, **launch):
 
 def test_sync_replicas_with_replica_device_setter_from_tf_config(tmp_path, colors_dir):
     """replica_device_setter + slim.learning.train(sync_optimizer=...); the
-    program reads its cluster from TF_CONFIG; another process restores the run."""
+    program reads its cluster from TF_CONFIG; another program restores the run."""
     train_dir = str(tmp_path / 'train')
     checkpoint, _ = _train_on_cluster(train_dir, colors_dir)
     names = dict(tf.train.list_variables(checkpoint))
     assert names['CifarNet/logits/weights'] == [64, 3]
+    # research_slim's eval_image_classifier.py restores the run in a process of its own.
     proc = subprocess.run(
         [sys.executable, 'eval_image_classifier.py', '--checkpoint_path=' + train_dir,
          '--eval_dir=' + str(tmp_path / 'eval'), '--dataset_split_name=validation',
