@@ -13,9 +13,10 @@ from slim_attention import distributed
 tf1 = tf.compat.v1
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def server():
-    """One in-process gRPC server (it lives as long as the test process)."""
+    """An in-process gRPC server of the test's own, so no queue or variable
+    state carries over (it lives as long as the test process)."""
     return tf.distribute.Server.create_local_server()
 
 
@@ -99,10 +100,8 @@ def test_non_chief_starts_as_soon_as_the_chief_initialised(server, graph):
             graph=graph).wait_for_session(server.target, max_wait_secs=1)
 
 
-def test_sync_chief_stops_without_the_grace_period(server, graph):
-    """The chief's SyncReplicasOptimizer queue runner, blocked on gradients no
-    worker sends, no longer holds Supervisor.stop for 120 s, and its thread
-    ends with the session."""
+def _sync_optimizer():
+    """A 2-replica SyncReplicasOptimizer whose gradients were applied once."""
     weights = tf1.get_variable('w', initializer=[1.0, 2.0])
     global_step = tf1.train.get_or_create_global_step()
     optimizer = tf1.train.SyncReplicasOptimizer(
@@ -110,6 +109,14 @@ def test_sync_chief_stops_without_the_grace_period(server, graph):
         total_num_replicas=2)
     optimizer.apply_gradients(optimizer.compute_gradients(tf.reduce_sum(weights ** 2)),
                               global_step=global_step)
+    return optimizer
+
+
+def test_sync_chief_stops_without_the_grace_period(server, graph):
+    """The chief's SyncReplicasOptimizer queue runner, blocked on gradients no
+    worker sends, no longer holds Supervisor.stop for 120 s, and its thread
+    ends with the session."""
+    optimizer = _sync_optimizer()
     runner = optimizer.get_chief_queue_runner()
     assert optimizer.get_chief_queue_runner() is runner
     assert runner.enqueue_ops and runner.cancel_op is not None
@@ -128,3 +135,15 @@ def test_sync_chief_stops_without_the_grace_period(server, graph):
     for thread in threads:
         thread.join(10)
         assert not thread.is_alive(), thread.name
+
+
+def test_sync_chief_monitored_session_closes_without_the_grace_period(server, graph):
+    """The same through the optimizer's MonitoredTrainingSession hook."""
+    optimizer = _sync_optimizer()
+    start = time.monotonic()
+    with tf1.train.MonitoredTrainingSession(
+            master=server.target, is_chief=True,
+            hooks=[optimizer.make_session_run_hook(True)]) as sess:
+        time.sleep(0.3)  # the hook's chief queue runner is blocked
+        assert not sess.should_stop()
+    assert time.monotonic() - start < 20
