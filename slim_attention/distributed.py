@@ -23,11 +23,13 @@ repairs on ``import slim_attention``:
   closed when training stops (which releases the workers waiting for a token),
   and closing the session ends its blocked step.
 
-Both repairs are additive: single-process programs never call
-``wait_for_session`` or create a chief queue runner, and a distributed program
-sees the same sessions, steps and files, only without the stalls. They need
-graph mode in every thread (``tf.compat.v1.disable_eager_execution()``, as any
-TF1 program using ``Supervisor`` threads on TF2 has).
+Both repairs are additive: only non-chief tasks call ``wait_for_session`` (it
+returns the same session, or raises the same ``DeadlineExceededError``), and
+the repaired chief queue runner runs the same ops on the same queue; only the
+end differs, where the coordinator no longer waits for its blocked thread. A
+program without ``SyncReplicasOptimizer`` or a cluster runs exactly as before.
+TF1 programs with ``Supervisor`` threads need graph mode in every thread on TF2
+(``tf.compat.v1.disable_eager_execution()``); that is not repaired here.
 
 :func:`cluster_from_tf_config` reads TensorFlow's standard ``TF_CONFIG``
 (``{"cluster": {"worker": [...], "ps": [...]}, "task": {"type": "worker",
