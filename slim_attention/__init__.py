@@ -23,5 +23,7 @@ import tf_slim.nets.vgg  # noqa: E402,F401
 
 from slim_attention.attention import *  # noqa: E402,F401,F403
 from slim_attention.contrib_alias import install_contrib_alias  # noqa: E402,F401
+from slim_attention import distributed  # noqa: E402  (TF1 cluster repairs, TF_CONFIG)
+distributed.apply()
 
 __version__ = "0.1.0"
