@@ -1,20 +1,11 @@
-"""Image folders, the train/validation split, the tf.data pipeline and the demo data.
+"""Image folders: one subfolder per class, scanned once, every image checked.
 
 The layout is the usual one: a folder with one subfolder per class, each holding
 JPEG, PNG, BMP or GIF files. Class names are the subfolder names, sorted, so
 class ``i`` is always the ``i``-th name in :func:`scan_image_folder`'s list.
 
 Images are checked with Pillow before training (:func:`check_images`): a file
-that does not decode is skipped with a warning and counted, never a crash. As a
-second line of defence the pipeline also drops any file TensorFlow itself fails
-to decode (``tf.data.Dataset.ignore_errors``); the training loop counts those
-from the number of images each epoch really delivered.
-
-The pipeline is graph mode (``tf.compat.v1``): file lists enter through
-placeholders (so they never become constants in the GraphDef) and an
-initializable iterator. Shuffling is done per epoch in NumPy with a seed derived
-from ``(seed, epoch)``, which makes every epoch's order reproducible; that is
-what lets a resumed run continue mid-epoch exactly where the killed one stopped.
+that does not decode is skipped with a warning and counted, never a crash.
 """
 import concurrent.futures
 import logging
@@ -23,13 +14,9 @@ import time
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("vgg_patch.data")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-
-# Training crops come from the image resized so its shorter side is this much
-# larger than the model size (the usual 256 -> 224 ratio).
-RESIZE_RATIO = 256.0 / 224.0
 
 
 class ScanInterrupted(KeyboardInterrupt):
@@ -247,188 +234,3 @@ def check_images(paths, labels, num_threads=None):
     if num_bad:
         logger.warning("skipped %d corrupt image(s) of %d", num_bad, len(paths))
     return [paths[i] for i in keep], np.asarray(labels)[keep], num_bad
-
-
-def split_train_val(paths, labels, val_fraction=0.2, seed=0):
-    """Splits images into train and validation sets, per class, reproducibly.
-
-    Every class with at least two images gets at least one validation image and
-    keeps at least one training image. The same ``seed`` gives the same split.
-
-    Args:
-      paths: image paths.
-      labels: integer labels, same length.
-      val_fraction: fraction of each class used for validation, in (0, 1).
-      seed: random seed of the split.
-
-    Returns:
-      ``(train_paths, train_labels, val_paths, val_labels)``.
-
-    Raises:
-      ValueError: if ``val_fraction`` is not in (0, 1) or a split set is empty.
-    """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError("val_fraction must be in (0, 1), got %r" % (val_fraction,))
-    labels = np.asarray(labels)
-    rng = np.random.RandomState(seed)
-    train_idx, val_idx = [], []
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        idx = idx[rng.permutation(len(idx))]
-        if len(idx) < 2:
-            train_idx.extend(idx)
-            continue
-        n_val = min(len(idx) - 1, max(1, int(round(len(idx) * val_fraction))))
-        val_idx.extend(idx[:n_val])
-        train_idx.extend(idx[n_val:])
-    train_idx, val_idx = sorted(train_idx), sorted(val_idx)
-    if not train_idx or not val_idx:
-        raise ValueError(
-            "too few images to split into train and validation sets (%d images); "
-            "add images or give a separate --val-dir" % len(labels))
-    return ([paths[i] for i in train_idx], labels[train_idx],
-            [paths[i] for i in val_idx], labels[val_idx])
-
-
-def epoch_order(num_examples, seed, epoch):
-    """The shuffled example order of one epoch (the same for the same arguments).
-
-    Args:
-      num_examples: number of training examples.
-      seed: the run's seed.
-      epoch: zero-based epoch number.
-
-    Returns:
-      An int64 permutation of ``range(num_examples)``.
-    """
-    rng = np.random.RandomState([seed % (2 ** 32), epoch % (2 ** 32), 0x5EED])
-    return rng.permutation(num_examples).astype(np.int64)
-
-
-def decode_and_resize(path, image_size, training, flip=True, seed=None):
-    """Reads one image file and returns a float32 [size, size, 3] RGB in [0, 1].
-
-    Training: resize the shorter side to ``image_size * 256/224``, take a random
-    ``image_size`` crop, optionally flip left-right. Evaluation: same resize,
-    central crop.
-
-    Args:
-      path: scalar string tensor.
-      image_size: output height and width (Python int).
-      training: Python bool, random crop/flip when True.
-      flip: Python bool, random left-right flips when training.
-      seed: op-level seed of the random crop and flip (None: unseeded).
-
-    Returns:
-      A float32 tensor of shape ``[image_size, image_size, 3]``.
-    """
-    import tensorflow as tf
-    data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.convert_image_dtype(image, tf.float32)
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    target = float(max(image_size, int(round(image_size * RESIZE_RATIO))))
-    scale = target / tf.reduce_min(shape)
-    new_size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), image_size)
-    image = tf.image.resize(image, new_size, method="bilinear", antialias=True)
-    if training:
-        image = tf.image.random_crop(image, [image_size, image_size, 3], seed=seed)
-        if flip:
-            image = tf.image.random_flip_left_right(
-                image, seed=None if seed is None else seed + 1)
-    else:
-        top = (new_size[0] - image_size) // 2
-        left = (new_size[1] - image_size) // 2
-        image = tf.image.crop_to_bounding_box(image, top, left, image_size, image_size)
-    image = tf.clip_by_value(image, 0.0, 1.0)
-    image.set_shape([image_size, image_size, 3])
-    return image
-
-
-class ImagePipeline(object):
-    """A batched, prefetched, parallel-decoding input pipeline fed with file lists.
-
-    Builds ops in the current default graph: placeholders ``paths`` and
-    ``labels``, an initializable iterator, and ``images``/``labels_out`` from its
-    ``get_next()`` (or use ``iterator.string_handle()`` with a feedable iterator).
-    Call :meth:`initialize` with the file list of a pass (e.g. one epoch, in the
-    order wanted) before reading it.
-
-    Args:
-      image_size: model input size.
-      batch_size: images per batch (the last batch of a pass may be smaller).
-      training: random crops and flips when True, central crops otherwise.
-      flip: random left-right flips when training.
-      num_parallel_calls: decode parallelism; default ``tf.data.AUTOTUNE``.
-      seed: op-level seed of the random crops and flips (default 0; the graph
-        seed, ``tf.compat.v1.set_random_seed``, completes it).
-      name: name scope of the ops.
-    """
-
-    def __init__(self, image_size, batch_size, training, flip=True,
-                 num_parallel_calls=None, seed=0, name="input"):
-        import tensorflow as tf
-        if int(image_size) < 1:
-            raise ValueError("image_size must be a positive int, got %r" % (image_size,))
-        if int(batch_size) < 1:
-            raise ValueError("batch_size must be a positive int, got %r" % (batch_size,))
-        self.image_size = int(image_size)
-        self.batch_size = int(batch_size)
-        autotune = tf.data.AUTOTUNE
-        with tf.compat.v1.name_scope(name):
-            self.paths = tf.compat.v1.placeholder(tf.string, [None], name="paths")
-            self.labels = tf.compat.v1.placeholder(tf.int64, [None], name="labels")
-            dataset = tf.data.Dataset.from_tensor_slices((self.paths, self.labels))
-
-            def _load(path, label):
-                return (decode_and_resize(path, self.image_size, training, flip, seed),
-                        label)
-
-            dataset = dataset.map(_load, num_parallel_calls=num_parallel_calls or autotune)
-            dataset = dataset.ignore_errors()
-            dataset = dataset.batch(self.batch_size).prefetch(autotune)
-            self.dataset = dataset
-            self.iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
-            self.images, self.labels_out = self.iterator.get_next()
-
-    def initialize(self, sess, paths, labels):
-        """Starts a pass over ``paths``/``labels`` (in that order)."""
-        sess.run(self.iterator.initializer,
-                 {self.paths: np.asarray(paths, dtype=object).astype(bytes),
-                  self.labels: np.asarray(labels, dtype=np.int64)})
-
-
-def write_demo_digits(out_dir, upscale=4):
-    """Writes scikit-learn's 8x8 handwritten digits as PNG files, one folder per digit.
-
-    The data (1,797 images, 10 classes) ships inside scikit-learn, so nothing is
-    downloaded. Each 8x8 image (values 0..16) is scaled to 0..255 and upscaled
-    ``upscale`` times with bilinear filtering, then stored as a grayscale PNG; the
-    pipeline turns it into RGB at the model's size. Existing complete output is
-    reused.
-
-    Args:
-      out_dir: folder to write; gets subfolders ``0`` ... ``9``.
-      upscale: integer upscaling factor of the stored PNGs.
-
-    Returns:
-      ``out_dir``.
-    """
-    from PIL import Image
-    from sklearn.datasets import load_digits
-    digits = load_digits()
-    marker = os.path.join(out_dir, ".complete")
-    if os.path.exists(marker):
-        return out_dir
-    size = 8 * int(upscale)
-    for index, (pixels, target) in enumerate(zip(digits.images, digits.target)):
-        class_dir = os.path.join(out_dir, str(int(target)))
-        os.makedirs(class_dir, exist_ok=True)
-        array = np.clip(pixels * (255.0 / 16.0), 0, 255).astype(np.uint8)
-        image = Image.fromarray(array).resize((size, size), Image.BILINEAR)
-        image.save(os.path.join(class_dir, "digit_%04d.png" % index))
-    with open(marker, "w") as f:
-        f.write("%d\n" % len(digits.target))
-    logger.info("wrote the demo dataset (%d scikit-learn digits, %dx%d PNG) to %s",
-                len(digits.target), size, size, out_dir)
-    return out_dir
