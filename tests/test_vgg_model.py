@@ -319,6 +319,24 @@ def test_every_variable_is_a_resource_variable_in_both_behaviours(graph, tf_beha
         assert isinstance(var, resource_variable_ops.ResourceVariable), (tf_behavior, var)
 
 
+@pytest.mark.parametrize('attention, trainable', [('cbam', True), ('cbam', False),
+                                                  (None, True)])
+def test_slim_model_variables_are_every_weight_of_the_network(graph, attention, trainable):
+    # One variable factory: conv, fc and CBAM variables are all slim model
+    # variables, so slim.get_model_variables() lists the whole network.
+    import slim_attention as slim  # pylint: disable=import-outside-toplevel
+    vgg = Vgg19(None, attention=attention, trainable=trainable, num_classes=5)
+    vgg.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]), tf1.placeholder(tf.bool, []))
+    model = slim.get_model_variables()
+    assert model == tf1.global_variables()
+    assert set(model) == set(vgg.var_dict.values())
+    assert len(model) == 2 * len(VGG19_SHAPES) + (9 if attention else 0)
+    expected = [v for v in model if 'moving_' not in v.op.name] if trainable else []
+    assert tf1.trainable_variables() == expected
+    assert slim.get_model_variables('conv4_2') == [vgg.var_dict[('conv4_2', 0)],
+                                                   vgg.var_dict[('conv4_2', 1)]]
+
+
 def test_static_shapes_read_as_ints_in_both_behaviours(graph):
     # The call that crashed under disable_v2_behavior() (Dimension arithmetic),
     # and the messages, which print shapes the same way in both behaviours.

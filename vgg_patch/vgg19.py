@@ -73,6 +73,10 @@ WINOGRAD_LAYERS = tuple(name for name, _, _ in CONV_LAYERS if name[4] in '345')
 #: Names of the fully connected layers.
 FC_LAYERS = ('fc6', 'fc7', 'fc8')
 
+#: Collections of every variable of the network, as slim's ``model_variable``
+#: gives them (TRAINABLE_VARIABLES is added when ``trainable``).
+_MODEL_COLLECTIONS = (tf1.GraphKeys.GLOBAL_VARIABLES, tf1.GraphKeys.MODEL_VARIABLES)
+
 #: Key of the CBAM block's variables in files written by :meth:`Vgg19.save_npy`.
 ATTENTION_BLOCK_KEY = 'cbam_0'
 
@@ -357,24 +361,20 @@ class Vgg19:
         import slim_attention  # pylint: disable=import-outside-toplevel
 
         outer = tf1.get_variable_scope().name
-        block_vars = []
-        from_file = (self._weights is not None
-                     and ATTENTION_BLOCK_KEY in self._weights.blocks)
+        block_names = []
 
         def block_getter(getter, name, *args, **kwargs):
             rel = name[len(outer) + 1:] if outer else name
             rel = rel.split('/', 1)[1] if '/' in rel else rel
-            if from_file:
-                shape = _shapes.dims(kwargs.get('shape'))
-                lazy = self._weights.block_array(ATTENTION_BLOCK_KEY, rel, shape)
-                kwargs['initializer'] = _file_initializer(lazy)
-            var = getter(name, *args, **kwargs)
-            block_vars.append((rel, var))
-            return var
+            block_names.append(rel)
+            return self._model_variable(
+                (ATTENTION_BLOCK_KEY, rel), _shapes.dims(kwargs.get('shape')),
+                kwargs['initializer'],
+                lambda initializer: getter(name, *args, **dict(kwargs, initializer=initializer)))
 
         maps_before = len(tf1.get_collection(slim_attention.ATTENTION_MAPS))
         # use_resource: under disable_v2_behavior() the block's model_variables
-        # would otherwise be RefVariables, unlike the rest of the network (get_var).
+        # would otherwise be RefVariables, unlike the rest of the network.
         with tf1.variable_scope(tf1.get_variable_scope(), custom_getter=block_getter,
                                 use_resource=True):
             out = slim_attention.convolutional_block_attention_module(
@@ -382,10 +382,8 @@ class Vgg19:
                 trainable=self.trainable)
         maps = tf1.get_collection(slim_attention.ATTENTION_MAPS)
         self.attention_map = maps[-1] if len(maps) > maps_before else None
-        for rel, var in block_vars:
-            self.var_dict[(ATTENTION_BLOCK_KEY, rel)] = var
-        if from_file:
-            unused = set(self._weights.blocks[ATTENTION_BLOCK_KEY]) - {r for r, _ in block_vars}
+        if self._weights is not None and ATTENTION_BLOCK_KEY in self._weights.blocks:
+            unused = set(self._weights.blocks[ATTENTION_BLOCK_KEY]) - set(block_names)
             if unused:
                 raise weights_lib.WeightsFileError(
                     "%s: attention block '%s' has variables the network does not have: %s"
@@ -439,7 +437,7 @@ class Vgg19:
         return weights, biases
 
     def get_var(self, shape, name, idx, var_name):
-        """Creates one variable, initialised from the file when it has the layer.
+        """Creates one conv or fc variable, initialised from the file when it has the layer.
 
         Args:
           shape: the variable's shape.
@@ -450,23 +448,64 @@ class Vgg19:
         Returns:
           A resource variable, recorded in ``var_dict[(name, idx)]``.
         """
-        lazy = None
-        if self._weights is not None and (name != 'fc8' or self._fc8_from_file):
-            lazy = self._weights.array(name, idx, shape)
-        if lazy is not None:
-            initial = _file_initializer(lazy)
-        elif idx == 0:
-            initial = tf1.variance_scaling_initializer(
+        if idx == 0:
+            fresh = tf1.variance_scaling_initializer(
                 scale=_fresh_weight_scale(name), mode='fan_in', distribution='uniform')
         else:
-            initial = tf1.zeros_initializer()
-        # use_resource=True in both behaviours: under disable_v2_behavior()
-        # tf.compat.v1.Variable makes a RefVariable, whose initializer copies the
-        # buffer read from the file (twice the memory); a resource variable adopts it.
-        var = tf1.Variable(lambda: initial(shape, dtype=tf.float32), name=var_name,
-                           trainable=self.trainable, dtype=tf.float32, use_resource=True)
-        self.var_dict[(name, idx)] = var
+            fresh = tf1.zeros_initializer()
+
+        def create(initializer):
+            # tf.compat.v1.Variable, not get_variable: names follow the name
+            # scope as in tensorflow-vgg (a second network in one graph gets
+            # conv1_1_1/...). use_resource=True in both behaviours: under
+            # disable_v2_behavior() a RefVariable's initializer copies the
+            # buffer read from the file (twice the memory); a resource
+            # variable adopts it.
+            return tf1.Variable(lambda: initializer(shape, dtype=tf.float32), name=var_name,
+                                trainable=self.trainable, dtype=tf.float32, use_resource=True,
+                                collections=list(_MODEL_COLLECTIONS))
+
+        return self._model_variable((name, idx), shape, fresh, create)
+
+    def _model_variable(self, key, shape, fresh, create):
+        """The network's one variable factory: every conv, fc and CBAM variable.
+
+        Picks the initializer (the file's array for ``key`` when the file has
+        it, else ``fresh``), has ``create`` make the variable with it, and
+        records it in ``var_dict[key]``. Every variable it makes is a resource
+        variable in GLOBAL_VARIABLES and MODEL_VARIABLES (and TRAINABLE_VARIABLES when
+        ``trainable``), so ``slim.get_model_variables()`` lists the network.
+
+        Args:
+          key: ``(layer, 0 | 1)`` for conv and fc, ``('cbam_0', name within
+            the block)`` for CBAM: the variable's key in the file and in
+            ``var_dict``.
+          shape: the variable's shape, a list of ints.
+          fresh: the initializer used when the file does not hold ``key``.
+          create: ``create(initializer)`` makes the variable: a resource
+            ``tf.compat.v1.Variable`` for conv and fc, slim's
+            ``model_variable`` (through a custom getter) for CBAM.
+
+        Returns:
+          The variable.
+        """
+        lazy = self._file_array(key, shape)
+        var = create(fresh if lazy is None else _file_initializer(lazy))
+        self.var_dict[key] = var
         return var
+
+    def _file_array(self, key, shape):
+        """The file's lazy array for ``key``, or None where the variable starts fresh."""
+        if self._weights is None:
+            return None
+        name, idx = key
+        if name == ATTENTION_BLOCK_KEY:
+            if name not in self._weights.blocks:
+                return None
+            return self._weights.block_array(name, idx, shape)
+        if name == 'fc8' and not self._fc8_from_file:
+            return None
+        return self._weights.array(name, idx, shape)
 
     # ------------------------------------------------------------------
     # tensorflow-vgg's helpers
