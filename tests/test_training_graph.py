@@ -25,6 +25,14 @@ def test_a_nan_step_changes_no_saved_variable(graph, tmp_path):
     stats = [n for n in names if n.endswith(("moving_mean", "moving_variance"))]
     assert stats and any(n.endswith("/Adam") for n in names), names
     assert "global_step" in names
+    # The network's variables are slim's model variables: the same list the
+    # trainer used to select by name (everything but the loop state and the
+    # optimizer's variables), the whole of the Vgg19's var_dict.
+    optimizer_or_loop = ("train_state/", "global_step", "beta1_power", "beta2_power")
+    assert g.model_variables == [v for v in g.saved_variables
+                                 if not v.op.name.startswith(optimizer_or_loop)
+                                 and not v.op.name.endswith(("/Adam", "/Adam_1"))]
+    assert set(g.model_variables) == set(g.network.vgg.var_dict.values())
     images = np.random.RandomState(0).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
     feed = {g.images: images, g.labels: np.array([0, 1]), g.train_mode: True}
     with tf.compat.v1.Session() as sess:

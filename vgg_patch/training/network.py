@@ -102,7 +102,6 @@ class Vgg19Network:
         self.dropout = dropout
         self.winograd = winograd
         self.vgg = None  # the Vgg19, once built
-        self._variables = []
 
     def estimate_memory(self, image_size, batch_size, optimizer):
         """See :func:`estimate_memory`."""
@@ -110,21 +109,20 @@ class Vgg19Network:
 
     def build(self, images, is_training):
         """Builds VGG19+CBAM on ``images``; ``is_training`` is a bool tensor."""
-        import tensorflow as tf
         from vgg_patch.vgg19 import Vgg19
-        before = set(tf.compat.v1.global_variables())
         self.vgg = Vgg19(self.weights, trainable=True, dropout=self.dropout,
                          attention="cbam", num_classes=self.num_classes,
                          winograd=self.winograd)
         self.vgg.build(images, is_training)
-        self._variables = [v for v in tf.compat.v1.global_variables() if v not in before]
         end_points = {name: getattr(self.vgg, name) for name in ("pool5", "fc6", "fc7")}
         return NetworkOutput(logits=self.vgg.fc8, attention_map=self.vgg.attention_map,
                              end_points=end_points)
 
     def model_variables(self):
-        """Every variable of the built network (weights and moving statistics)."""
-        return list(self._variables)
+        """Every variable of the built network (weights and moving statistics):
+        ``slim.get_model_variables()``, since Vgg19 makes every one a model variable."""
+        import slim_attention as slim
+        return slim.get_model_variables()
 
     def save(self, sess, path):
         """Writes the weights with ``Vgg19.save_npy``; returns the written path."""
