@@ -257,6 +257,7 @@ def _interrupt_after_new_checkpoint(train_dir, after_step, timeout=120):
     return thread
 
 
+# Long: one story (Ctrl-C, resume, SIGKILL, resume past damaged files) on one folder.
 def test_ctrl_c_saves_and_sigkill_resumes_with_nothing_lost(first_run, data_dir, tmp_path,
                                                             capsys):
     d = first_run["dir"]

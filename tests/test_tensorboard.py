@@ -85,6 +85,7 @@ def _event_images(train_dir):
     return found
 
 
+# Long: one server's start, reads and stop, which must stay in one try/finally.
 def test_tensorboard_serves_the_runs_scalars_and_attention_images(tmp_path, capsys):
     data = make_image_folder(str(tmp_path / "data"), per_class=4, corrupt=False)
     train_dir = str(tmp_path / "train")

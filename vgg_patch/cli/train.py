@@ -48,20 +48,18 @@ from vgg_patch.training.signals import StopRequest
 
 PROG = "vgg19-cbam-train"
 
+_DESCRIPTION = ("Retrain tensorflow-vgg's VGG19 with CBAM after pool5 on a folder "
+                "of images (one subfolder per class), in graph mode. With no "
+                "--data-dir it runs a short built-in demo on scikit-learn's "
+                "handwritten digits, from scratch. The optimisation defaults "
+                "depend on --weights: from scratch Adam 1e-4 after a 1-epoch "
+                "warm-up, no weight decay; fine-tuning momentum SGD 1e-3, weight "
+                "decay 5e-4, no warm-up. Running the same command again resumes "
+                "from the newest checkpoint.")
 
-def build_parser():
-    """Returns the argparse parser of ``vgg19-cbam-train``."""
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description="Retrain tensorflow-vgg's VGG19 with CBAM after pool5 on a folder "
-                    "of images (one subfolder per class), in graph mode. With no "
-                    "--data-dir it runs a short built-in demo on scikit-learn's "
-                    "handwritten digits, from scratch. The optimisation defaults "
-                    "depend on --weights: from scratch Adam 1e-4 after a 1-epoch "
-                    "warm-up, no weight decay; fine-tuning momentum SGD 1e-3, weight "
-                    "decay 5e-4, no warm-up. Running the same command again resumes "
-                    "from the newest checkpoint.")
-    a = p.add_argument
+
+def _add_data_flags(a):
+    """What to train on and where the run lives."""
     a("--data-dir", help="folder with one subfolder of images (JPEG/PNG/BMP/GIF) per "
                          "class; without it: the built-in digits demo")
     a("--val-dir", help="separate validation folder with the same class subfolders; "
@@ -81,6 +79,10 @@ def build_parser():
     a("--batch-size", type=int, help="images per step (default 32)")
     a("--epochs", type=int, help="epochs to train in total (default 10; demo 3)")
     a("--max-steps", type=int, help="stop after this many steps in total")
+
+
+def _add_recipe_flags(a):
+    """The optimisation recipe (defaults that depend on the mode: training.config)."""
     a("--optimizer", choices=("momentum", "adam"),
       help="momentum SGD or Adam (default: adam from scratch, momentum with "
            "--weights)")
@@ -103,6 +105,10 @@ def build_parser():
            "everything else is frozen (default: train all)")
     a("--no-flip", dest="flip", action="store_false", default=None,
       help="no random left-right flips (default: flips on; off for the demo)")
+
+
+def _add_output_flags(a):
+    """Checkpoints, summaries and the seed."""
     a("--checkpoint-every", type=int, default=500,
       help="save a checkpoint every N steps, besides each epoch end (default 500)")
     a("--keep-checkpoints", type=int,
@@ -114,8 +120,23 @@ def build_parser():
       help="validation images whose attention maps go to TensorBoard (default 4)")
     a("--seed", type=int, default=0, help="seed of the split, shuffling and init "
                                           "(default 0)")
+
+
+def build_parser():
+    """Returns the argparse parser of ``vgg19-cbam-train``.
+
+    A new flag goes into the group it belongs to (the ``_add_*_flags``
+    functions, in --help order); a default that depends on the mode goes into
+    :mod:`vgg_patch.training.config`'s ``DATA_DEFAULTS``/recipes, its range
+    check into ``vgg_patch.training.config``; the code that uses it reads
+    ``args.<flag>``.
+    """
+    p = argparse.ArgumentParser(prog=PROG, description=_DESCRIPTION)
+    for add_flags in (_add_data_flags, _add_recipe_flags, _add_output_flags):
+        add_flags(p.add_argument)
     add_precision_flags(p, "training")
-    a("-q", "--quiet", action="store_true", help="no progress bar or info logs")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar or info logs")
     return p
 
 

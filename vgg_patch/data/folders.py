@@ -121,6 +121,25 @@ class _Scan(object):
         return files
 
 
+def _class_folders(scan):
+    """``(name, path)`` of each class subfolder of ``scan.data_dir``, sorted; each
+    one is claimed in ``scan.folders`` so that no other class walks into it."""
+    scan.folders.add(_identity(scan.data_dir))
+    class_dirs = []
+    for entry in sorted(os.listdir(scan.data_dir)):
+        class_dir = os.path.join(scan.data_dir, entry)
+        if entry.startswith(".") or not os.path.isdir(class_dir):
+            continue
+        identity = _identity(class_dir)
+        if identity in scan.folders:  # a link to data_dir or to another class
+            logger.warning("%s: class folder %r is the same folder as another one; "
+                           "ignored", scan.argument, class_dir)
+            continue
+        scan.folders.add(identity)
+        class_dirs.append((entry, class_dir))
+    return class_dirs
+
+
 def scan_image_folder(data_dir, argument="--data-dir", should_stop=None):
     """Lists the images of a one-subfolder-per-class folder.
 
@@ -156,21 +175,8 @@ def scan_image_folder(data_dir, argument="--data-dir", should_stop=None):
             "%s %r is not a folder; expected a folder with one subfolder of images "
             "per class" % (argument, data_dir))
     scan = _Scan(data_dir, argument, should_stop)
-    scan.folders.add(_identity(data_dir))
-    class_dirs = []
-    for entry in sorted(os.listdir(data_dir)):
-        class_dir = os.path.join(data_dir, entry)
-        if entry.startswith(".") or not os.path.isdir(class_dir):
-            continue
-        identity = _identity(class_dir)
-        if identity in scan.folders:  # a link to data_dir or to another class
-            logger.warning("%s: class folder %r is the same folder as another one; "
-                           "ignored", argument, class_dir)
-            continue
-        scan.folders.add(identity)  # claimed: no other class may walk into it
-        class_dirs.append((entry, class_dir))
     class_names, paths, labels = [], [], []
-    for entry, class_dir in class_dirs:
+    for entry, class_dir in _class_folders(scan):
         files = scan.class_images(class_dir)
         if not files:
             logger.warning("%s: class folder %r holds no %s images; ignored",
