@@ -17,51 +17,22 @@ import os
 
 import numpy as np
 
+from vgg_patch import layout
+
 _LOG = logging.getLogger(__name__)
 
-# tensorflow-vgg's BGR mean.
-VGG_MEAN = (103.939, 116.779, 123.68)
-
-CONV_LAYERS = (
-    ("conv1_1", 3, 64), ("conv1_2", 64, 64),
-    ("conv2_1", 64, 128), ("conv2_2", 128, 128),
-    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256),
-    ("conv3_4", 256, 256),
-    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512),
-    ("conv4_4", 512, 512),
-    ("conv5_1", 512, 512), ("conv5_2", 512, 512), ("conv5_3", 512, 512),
-    ("conv5_4", 512, 512),
-)
-FC_LAYERS = (("fc6", 25088, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000))
-# tensorflow-vgg name -> Keras VGG19 layer name.
-KERAS_NAMES = dict(
-    [(name, "block%s_conv%s" % (name[4], name[6])) for name, _, _ in CONV_LAYERS]
-    + [("fc6", "fc1"), ("fc7", "fc2"), ("fc8", "predictions")])
-TOTAL_PARAMS = 143667240
+# The layout (table, shapes, parameter count, synthetic weights) is vgg_patch's.
+VGG_MEAN = tuple(layout.VGG_MEAN)
+CONV_LAYERS = layout.CONV_LAYERS
+FC_LAYERS = layout.FC_LAYERS  # names, as vgg_patch.FC_LAYERS
+KERAS_NAMES = layout.KERAS_NAMES
+TOTAL_PARAMS = layout.PARAMS
+synthetic_weights = layout.synthetic_weights
 
 
 def layer_shapes():
     """Returns [(name, weight_shape, bias_shape)] in tensorflow-vgg's order."""
-    shapes = [(n, (3, 3, cin, cout), (cout,)) for n, cin, cout in CONV_LAYERS]
-    shapes += [(n, (din, dout), (dout,)) for n, din, dout in FC_LAYERS]
-    return shapes
-
-
-def synthetic_weights(seed=0):
-    """He-normal float32 weights with VGG19's layout (activations stay finite).
-
-    Returns:
-      dict name -> [W, b], as in tensorflow-vgg's vgg19.npy.
-    """
-    rng = np.random.default_rng(seed)
-    weights = {}
-    for name, wshape, bshape in layer_shapes():
-        fan_in = int(np.prod(wshape[:-1]))
-        w = rng.standard_normal(wshape, dtype=np.float32)
-        w *= np.float32(np.sqrt(2.0 / fan_in))
-        b = np.full(bshape, 0.01, dtype=np.float32)
-        weights[name] = [w, b]
-    return weights
+    return [(name, wshape, bshape) for name, (wshape, bshape) in layout.LAYER_SHAPES.items()]
 
 
 def default_npy_path():
@@ -73,26 +44,24 @@ def default_npy_path():
 def write_synthetic_npy(path=None, seed=0, force=False):
     """Writes (or reuses) the full-size synthetic vgg19.npy.
 
-    The file is ``np.save(path, dict, allow_pickle=True)`` of
-    :func:`synthetic_weights`, exactly the original file's layout (548 MB,
-    143,667,240 parameters). An existing file is reused when its stamp (seed and
-    size) matches, so repeated benchmark runs do not rewrite 548 MB.
+    The file is :func:`vgg_patch.layout.write_synthetic_npy`'s: a pickled
+    ``{name: [W, b]}`` dict in a ``.npy``, exactly the original file's layout
+    (143,667,240 parameters), that ``np.load(allow_pickle=True)`` reads. An
+    existing file is reused when its stamp (seed, size and writer) matches,
+    so repeated benchmark runs do not rewrite it.
 
     Returns:
       The path written.
     """
     path = path or default_npy_path()
     stamp = path + ".stamp"
-    want = "seed=%d params=%d" % (seed, TOTAL_PARAMS)
+    want = "seed=%d params=%d writer=vgg_patch.layout" % (seed, TOTAL_PARAMS)
     if not force and os.path.exists(path) and os.path.exists(stamp):
         with open(stamp, encoding="ascii") as f:
             if f.read().strip() == want:
                 return path
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    weights = synthetic_weights(seed)
-    tmp = path + ".tmp.npy"
-    np.save(tmp, weights, allow_pickle=True)
-    os.replace(tmp, path)
+    layout.write_synthetic_npy(path, seed)
     with open(stamp, "w", encoding="ascii") as f:
         f.write(want)
     _LOG.info("wrote %s (%.0f MB)", path, os.path.getsize(path) / 1e6)
@@ -164,8 +133,8 @@ def _body(x, get_w, get_b, include_top=True, dropout_keep=None):
             end[pool] = x
     if not include_top:
         return x, end
-    x = tf.reshape(x, [-1, 25088])
-    for name, _, _ in FC_LAYERS:
+    x = tf.reshape(x, [-1, layout.LAYER_SHAPES["fc6"][0][0]])
+    for name in FC_LAYERS:
         x = tf.nn.bias_add(tf.matmul(x, get_w(name)), get_b(name), name=name)
         end[name] = x
         if name != "fc8":

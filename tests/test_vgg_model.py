@@ -7,6 +7,7 @@ import tensorflow as tf
 from tensorflow.python.ops import resource_variable_ops
 
 from vgg_patch import Vgg19, WeightsFileError
+from vgg_patch.layout import KERAS_NAMES
 
 from vgg_fixtures import (VGG19_PARAMS, VGG19_SHAPES, full_size_npy, make_array,
                           write_indexed_npy, write_python2_npy)
@@ -46,15 +47,9 @@ def _keras_logits(images, seed=0):
     """
     import tf_keras  # pylint: disable=import-outside-toplevel
     model = tf_keras.applications.VGG19(weights=None, classifier_activation=None)
-    conv = iter(name for name in VGG19_SHAPES if name.startswith('conv'))
-    for layer in model.layers:
-        if layer.name.startswith('block') and 'conv' in layer.name:
-            name = next(conv)
-        elif layer.name in ('fc1', 'fc2', 'predictions'):
-            name = {'fc1': 'fc6', 'fc2': 'fc7', 'predictions': 'fc8'}[layer.name]
-        else:
-            continue
-        layer.set_weights([make_array(name, 0, seed), make_array(name, 1, seed)])
+    for name, keras_name in KERAS_NAMES.items():
+        model.get_layer(keras_name).set_weights([make_array(name, 0, seed),
+                                                 make_array(name, 1, seed)])
     bgr = tf_keras.applications.vgg19.preprocess_input(images * 255.0)  # caffe: BGR, mean
     return np.asarray(model.predict(bgr, verbose=0))
 

@@ -1,7 +1,8 @@
 """Synthetic VGG19 weights files for the vgg_patch tests (importable helpers).
 
-* :data:`VGG19_SHAPES` -- the exact layout of tensorflow-vgg's ``vgg19.npy``.
-* :func:`make_layer` / :func:`make_weights` -- He-scaled random weights
+* :data:`VGG19_SHAPES`, :data:`VGG19_PARAMS`, :func:`make_array`,
+  :func:`make_layer`, :func:`make_weights` -- the layout of tensorflow-vgg's
+  ``vgg19.npy`` and He-scaled synthetic weights, from :mod:`vgg_patch.layout`
   (activations stay finite through all 19 layers).
 * :func:`write_python2_npy` -- the original file's format, written opcode by
   opcode as Python 2's cPickle (protocol 2) wrote it: str keys and array
@@ -23,48 +24,25 @@ import struct
 import numpy as np
 from numpy.lib import format as npy_format
 
+from vgg_patch import layout
+
 #: name -> (weights shape, biases shape), in tensorflow-vgg's order.
-VGG19_SHAPES = {}
-for _name, _cin, _cout in (
-        ('conv1_1', 3, 64), ('conv1_2', 64, 64), ('conv2_1', 64, 128), ('conv2_2', 128, 128),
-        ('conv3_1', 128, 256), ('conv3_2', 256, 256), ('conv3_3', 256, 256),
-        ('conv3_4', 256, 256), ('conv4_1', 256, 512), ('conv4_2', 512, 512),
-        ('conv4_3', 512, 512), ('conv4_4', 512, 512), ('conv5_1', 512, 512),
-        ('conv5_2', 512, 512), ('conv5_3', 512, 512), ('conv5_4', 512, 512)):
-    VGG19_SHAPES[_name] = ((3, 3, _cin, _cout), (_cout,))
-VGG19_SHAPES['fc6'] = ((25088, 4096), (4096,))
-VGG19_SHAPES['fc7'] = ((4096, 4096), (4096,))
-VGG19_SHAPES['fc8'] = ((4096, 1000), (1000,))
+VGG19_SHAPES = layout.LAYER_SHAPES
 
 #: Parameters in tensorflow-vgg's vgg19.npy.
-VGG19_PARAMS = 143667240
+VGG19_PARAMS = layout.PARAMS
+
+#: Layer ``name``'s weights (index 0, He-scaled) or biases (index 1, N(0, 0.01)),
+#: deterministic per (name, index, seed).
+make_array = layout.synthetic_array
 
 
-def make_array(name, index, seed=0, dtype=np.float32, shapes=None):
-    """Layer ``name``'s weights (index 0, He-scaled) or biases (index 1, N(0, 0.01)).
-
-    Deterministic per (name, index, seed).
-    """
-    shapes = shapes or VGG19_SHAPES
-    shape = shapes[name][index]
-    rng = np.random.default_rng([seed, index, len(name)] + [ord(c) for c in name])
-    out = rng.standard_normal(shape, dtype=np.float32)
-    if index == 0:
-        out *= np.float32(np.sqrt(2.0 / int(np.prod(shape[:-1]))))
-    else:
-        out *= np.float32(0.01)
-    return out.astype(dtype, copy=False)
+#: ``[W, b]`` of one layer (see :func:`make_array`).
+make_layer = layout.synthetic_layer
 
 
-def make_layer(name, seed=0, dtype=np.float32, shapes=None):
-    """``[W, b]`` of one layer (see :func:`make_array`)."""
-    return [make_array(name, i, seed, dtype, shapes) for i in (0, 1)]
-
-
-def make_weights(seed=0, dtype=np.float32, shapes=None):
-    """``{name: [W, b]}`` for every layer of ``shapes`` (VGG19's by default)."""
-    shapes = shapes or VGG19_SHAPES
-    return {name: make_layer(name, seed, dtype, shapes) for name in shapes}
+#: ``{name: [W, b]}`` for every layer of ``shapes`` (VGG19's by default).
+make_weights = layout.synthetic_weights
 
 
 # --------------------------------------------------------------------------

@@ -5,15 +5,17 @@ One class merges tensorflow-vgg's ``vgg19.Vgg19`` and
 same layer list, attribute names, variable names, preprocessing and
 ``var_dict``/``save_npy``/``get_var_count``, plus the VGG tutorial's patch
 ``attention_feature = convolutional_block_attention_module(self.pool5, index=0)``
-feeding fc6.
+feeding fc6. The layer table (shapes, parameter count) is
+:mod:`vgg_patch.layout`'s.
+
+Variables: one factory (``Vgg19._model_variable``) makes every conv, fc and
+CBAM variable, so ``slim.get_model_variables()`` lists the whole network.
 
 Weights: ``sess.run(tf.compat.v1.global_variables_initializer())`` alone gives
-the network the file's weights, and no weight enters the GraphDef. Each
-variable's initial value is a ``tf.numpy_function`` that reads that one array
-from the ``.npy`` (parsed safely and lazily by :mod:`vgg_patch.weights`) when
-the initializer runs, into a 64-byte aligned buffer which TensorFlow wraps and
-the resource variable adopts without copying. Building from the 548 MB file
-therefore holds about one copy of the weights. Consequences:
+the network the file's weights, and no weight enters the GraphDef: each
+variable's initializer reads its one array from the ``.npy`` when it runs
+(:mod:`vgg_patch.initializers`; the file is parsed safely and lazily by
+:mod:`vgg_patch.weights`). Consequences:
 
 * the GraphDef holds only a py-func token per variable, so a GraphDef or
   MetaGraph exported to another process cannot re-run those initializers:
@@ -29,11 +31,11 @@ NOTE (departures from tensorflow-vgg, each deliberate):
   ``keep_prob``; at the default 0.5 both readings agree. Code that passed
   ``dropout=k`` to tensorflow-vgg meaning keep_prob ``k`` should pass ``1 - k``.
 * ``trainable=False`` makes non-trainable variables rather than
-  ``tf.constant`` weights (constants put 548 MB into the GraphDef).
+  ``tf.constant`` weights (constants put the whole file into the GraphDef).
 * Layers without weights in a file start from He-uniform weights (fan_in;
-  fc8, the logits, at unit scale; conv1_1 also scaled by 1/128 for its
-  0-255 input) and zero biases, not tensorflow-vgg's N(0, 0.001), with
-  which a 19-layer stack trained from scratch gets vanishing activations.
+  fc8, the logits, at unit scale; conv1_1 also scaled for its 0-255 input)
+  and zero biases, not tensorflow-vgg's N(0, 0.001), with which a 19-layer
+  stack trained from scratch gets vanishing activations.
 * A second ``build()`` on one instance is refused: make another ``Vgg19``.
 """
 import logging
@@ -43,8 +45,13 @@ import numpy as np
 import tensorflow as tf
 
 from vgg_patch import _shapes
+from vgg_patch import checks
+from vgg_patch import initializers
+from vgg_patch import layout
 from vgg_patch import weights as weights_lib
 from vgg_patch import winograd as winograd_lib
+from vgg_patch.layout import (ATTENTION_BLOCK_KEY, CONV_LAYERS, FC_LAYERS, VGG_MEAN,
+                              WINOGRAD_LAYERS)
 
 tf1 = tf.compat.v1
 logger = logging.getLogger(__name__)
@@ -52,39 +59,10 @@ logger = logging.getLogger(__name__)
 __all__ = ['Vgg19', 'VGG_MEAN', 'CONV_LAYERS', 'FC_LAYERS', 'ATTENTION_BLOCK_KEY',
            'WINOGRAD_LAYERS']
 
-#: tensorflow-vgg's BGR mean, subtracted after scaling RGB [0, 1] by 255.
-VGG_MEAN = [103.939, 116.779, 123.68]
-
-#: (name, in_channels, out_channels) of VGG19's sixteen 3x3 convolutions.
-CONV_LAYERS = (
-    ('conv1_1', 3, 64), ('conv1_2', 64, 64),
-    ('conv2_1', 64, 128), ('conv2_2', 128, 128),
-    ('conv3_1', 128, 256), ('conv3_2', 256, 256), ('conv3_3', 256, 256), ('conv3_4', 256, 256),
-    ('conv4_1', 256, 512), ('conv4_2', 512, 512), ('conv4_3', 512, 512), ('conv4_4', 512, 512),
-    ('conv5_1', 512, 512), ('conv5_2', 512, 512), ('conv5_3', 512, 512), ('conv5_4', 512, 512),
-)
-
-#: The convolutions ``winograd=True`` computes by Winograd F(2x2, 3x3): stages
-#: 3-5, where it measured faster than the direct kernels forward and backward.
-#: Stages 1-2 (64-128 channels at 224x224 and 112x112) stay direct: there the
-#: transforms' passes over the large activations cost more than they save.
-WINOGRAD_LAYERS = tuple(name for name, _, _ in CONV_LAYERS if name[4] in '345')
-
-#: Names of the fully connected layers.
-FC_LAYERS = ('fc6', 'fc7', 'fc8')
 
 #: Collections of every variable of the network, as slim's ``model_variable``
 #: gives them (TRAINABLE_VARIABLES is added when ``trainable``).
 _MODEL_COLLECTIONS = (tf1.GraphKeys.GLOBAL_VARIABLES, tf1.GraphKeys.MODEL_VARIABLES)
-
-#: Key of the CBAM block's variables in files written by :meth:`Vgg19.save_npy`.
-ATTENTION_BLOCK_KEY = 'cbam_0'
-
-_ATTENTIONS = ('cbam', None)
-_IMAGENET_CLASSES = 1000
-_FC_WIDTH = 4096
-# Unit of conv1_1's input (rgb * 255 - VGG_MEAN) for its fresh weights: half its range.
-_INPUT_UNIT = 128.0
 
 
 class Vgg19:
@@ -135,11 +113,10 @@ class Vgg19:
         any input size works.
       winograd: True computes the 3x3 convolutions of stages 3-5
         (:data:`WINOGRAD_LAYERS`) by Winograd F(2x2, 3x3)
-        (:mod:`vgg_patch.winograd`) instead of ``tf.nn.conv2d``: on CPU in
-        float32 about 1.3x faster training and 1.15-1.3x faster inference
-        (docs/benchmarks.md). Same variables and files; outputs equal the
-        direct convolution's up to float32 round-off (about 1e-5 relative
-        on the logits), not bit for bit. On GPU, cuDNN picks its own fast
+        (:mod:`vgg_patch.winograd`) instead of ``tf.nn.conv2d``: faster on
+        CPU in float32, training and inference (docs/benchmarks.md). Same
+        variables and files; outputs equal the direct convolution's up to
+        float32 round-off, not bit for bit. On GPU, cuDNN picks its own fast
         algorithms: leave it False there. A layer whose input has no static
         height or width (``include_top=False`` on an unsized placeholder)
         stays direct, with a warning.
@@ -164,27 +141,8 @@ class Vgg19:
 
     def __init__(self, vgg19_npy_path=None, trainable=True, dropout=0.5,
                  attention='cbam', num_classes=1000, include_top=True, winograd=False):
-        if not isinstance(trainable, bool):
-            raise TypeError('trainable must be a bool, got %r' % (trainable,))
-        if not isinstance(include_top, bool):
-            raise TypeError('include_top must be a bool, got %r' % (include_top,))
-        if not isinstance(winograd, bool):
-            raise TypeError('winograd must be a bool, got %r' % (winograd,))
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)):
-            raise TypeError('dropout must be a number in [0, 1) (the fraction dropped), '
-                            'got %r' % (dropout,))
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError('dropout must be in [0, 1) (the fraction of units dropped), '
-                             'got %r' % (dropout,))
-        if attention not in _ATTENTIONS:
-            raise ValueError("attention must be 'cbam' or None, got %r" % (attention,))
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-            raise TypeError('num_classes must be a positive int, got %r' % (num_classes,))
-        if num_classes < 1:
-            raise ValueError('num_classes must be a positive int, got %r' % (num_classes,))
-        if vgg19_npy_path is not None and not isinstance(vgg19_npy_path, (str, os.PathLike)):
-            raise TypeError('vgg19_npy_path must be a path or None, got %r' % (vgg19_npy_path,))
-
+        checks.check_args(vgg19_npy_path, trainable, dropout, attention, num_classes,
+                    include_top, winograd)
         self.vgg19_npy_path = (None if vgg19_npy_path is None
                                else os.fspath(vgg19_npy_path))
         self.trainable = trainable
@@ -194,65 +152,21 @@ class Vgg19:
         self.include_top = include_top
         self.winograd = winograd
         self.var_dict = {}
-        self._fc8_from_file = True
         self._weights = (None if vgg19_npy_path is None
                          else weights_lib.WeightsFile(self.vgg19_npy_path))
-        if self._weights is not None:
-            self._check_file()
+        self._fc8_from_file = self._weights is None or initializers.check_file(
+            self._weights, include_top, self.num_classes, attention)
         self._built = False
-        for name, _, _ in CONV_LAYERS:
-            setattr(self, name, None)
-        for i in range(1, 6):
-            setattr(self, 'pool%d' % i, None)
+        self.conv1_1 = self.conv1_2 = self.pool1 = None
+        self.conv2_1 = self.conv2_2 = self.pool2 = None
+        self.conv3_1 = self.conv3_2 = self.conv3_3 = self.conv3_4 = self.pool3 = None
+        self.conv4_1 = self.conv4_2 = self.conv4_3 = self.conv4_4 = self.pool4 = None
+        self.conv5_1 = self.conv5_2 = self.conv5_3 = self.conv5_4 = self.pool5 = None
         self.attention_output = None
         self.attention_map = None
         self.fc6 = self.relu6 = self.fc7 = self.relu7 = self.fc8 = self.prob = None
 
-    # ------------------------------------------------------------------
-    # File checks (before any op exists)
-    # ------------------------------------------------------------------
-    def _check_file(self):
-        wf = self._weights
-        for name, cin, cout in CONV_LAYERS:
-            wf.array(name, 0, (3, 3, cin, cout))
-            wf.array(name, 1, (cout,))
-        if self.include_top:
-            fc6 = wf.layers.get('fc6', {}).get(0)
-            # fc6's input width follows the input size; build() checks it against the input.
-            wf.array('fc6', 0, (fc6.shape[0], _FC_WIDTH)
-                     if fc6 is not None and len(fc6.shape) == 2 and fc6.shape[0] % 512 == 0
-                     else (7 * 7 * 512, _FC_WIDTH))
-            wf.array('fc6', 1, (_FC_WIDTH,))
-            wf.array('fc7', 0, (_FC_WIDTH, _FC_WIDTH))
-            wf.array('fc7', 1, (_FC_WIDTH,))
-            self._fc8_from_file = self._fc8_in_file()
-        if self.attention is not None and ATTENTION_BLOCK_KEY not in wf.blocks:
-            logger.info('%s holds no attention weights: the CBAM block (%s) starts fresh',
-                        wf.path, ATTENTION_BLOCK_KEY)
-        if self.attention is None and wf.blocks:
-            logger.info('%s holds attention weights (%s) that attention=None does not use',
-                        wf.path, ', '.join(sorted(wf.blocks)))
-        logger.info('%s: %s format, %d layers', wf.path, wf.format, len(wf.layers))
-
-    def _fc8_in_file(self):
-        """True if fc8 comes from the file; False if it starts fresh (new classes)."""
-        wf = self._weights
-        if 'fc8' not in wf.layers or 0 not in wf.layers['fc8']:
-            wf.array('fc8', 0, (_FC_WIDTH, self.num_classes))  # raises: missing
-        found = tuple(wf.layers['fc8'][0].shape)
-        if (self.num_classes != _IMAGENET_CLASSES
-                and found == (_FC_WIDTH, _IMAGENET_CLASSES)):
-            logger.info('%s: fc8 has %d classes; num_classes=%d, so fc8 starts fresh '
-                        'for retraining', wf.path, _IMAGENET_CLASSES, self.num_classes)
-            return False
-        wf.array('fc8', 0, (_FC_WIDTH, self.num_classes))
-        wf.array('fc8', 1, (self.num_classes,))
-        return True
-
-    # ------------------------------------------------------------------
-    # Building
-    # ------------------------------------------------------------------
-    def build(self, rgb, train_mode=None):
+    def build(self, rgb, train_mode=None):  # long: VGG19's layer list, written out
         """Builds the network on ``rgb``.
 
         Preprocessing is tensorflow-vgg's: ``rgb * 255``, RGB -> BGR, minus
@@ -275,9 +189,9 @@ class Vgg19:
         if self._built:
             raise ValueError('Vgg19.build was already called on this instance; '
                              'create another Vgg19 for another network')
-        rgb = _check_rgb(rgb)
-        is_training = _check_train_mode(train_mode, self.trainable)
-        in_size = self._fc6_input_size(rgb) if self.include_top else None
+        rgb = checks.check_rgb(rgb)
+        is_training = checks.check_train_mode(train_mode, self.trainable)
+        in_size = initializers.fc6_input_size(self._weights, rgb) if self.include_top else None
 
         rgb_scaled = rgb * 255.0
         red, green, blue = tf.split(axis=3, num_or_size_splits=3, value=rgb_scaled)
@@ -285,57 +199,47 @@ class Vgg19:
                                         green - VGG_MEAN[1],
                                         red - VGG_MEAN[2]])
 
-        net = bgr
-        for block in range(1, 6):
-            for name, cin, cout in CONV_LAYERS:
-                if name.startswith('conv%d_' % block):
-                    net = self.conv_layer(net, cin, cout, name)
-                    setattr(self, name, net)
-            net = self.max_pool(net, 'pool%d' % block)
-            setattr(self, 'pool%d' % block, net)
+        self.conv1_1 = self.conv_layer(bgr, 3, 64, 'conv1_1')
+        self.conv1_2 = self.conv_layer(self.conv1_1, 64, 64, 'conv1_2')
+        self.pool1 = self.max_pool(self.conv1_2, 'pool1')
+
+        self.conv2_1 = self.conv_layer(self.pool1, 64, 128, 'conv2_1')
+        self.conv2_2 = self.conv_layer(self.conv2_1, 128, 128, 'conv2_2')
+        self.pool2 = self.max_pool(self.conv2_2, 'pool2')
+
+        self.conv3_1 = self.conv_layer(self.pool2, 128, 256, 'conv3_1')
+        self.conv3_2 = self.conv_layer(self.conv3_1, 256, 256, 'conv3_2')
+        self.conv3_3 = self.conv_layer(self.conv3_2, 256, 256, 'conv3_3')
+        self.conv3_4 = self.conv_layer(self.conv3_3, 256, 256, 'conv3_4')
+        self.pool3 = self.max_pool(self.conv3_4, 'pool3')
+
+        self.conv4_1 = self.conv_layer(self.pool3, 256, 512, 'conv4_1')
+        self.conv4_2 = self.conv_layer(self.conv4_1, 512, 512, 'conv4_2')
+        self.conv4_3 = self.conv_layer(self.conv4_2, 512, 512, 'conv4_3')
+        self.conv4_4 = self.conv_layer(self.conv4_3, 512, 512, 'conv4_4')
+        self.pool4 = self.max_pool(self.conv4_4, 'pool4')
+
+        self.conv5_1 = self.conv_layer(self.pool4, 512, 512, 'conv5_1')
+        self.conv5_2 = self.conv_layer(self.conv5_1, 512, 512, 'conv5_2')
+        self.conv5_3 = self.conv_layer(self.conv5_2, 512, 512, 'conv5_3')
+        self.conv5_4 = self.conv_layer(self.conv5_3, 512, 512, 'conv5_4')
+        self.pool5 = self.max_pool(self.conv5_4, 'pool5')
 
         if self.attention == 'cbam':
             self.attention_output = self._cbam(self.pool5, is_training)
         else:
             self.attention_output = self.pool5
-            self.attention_map = None
         self._built = True
         if not self.include_top:
             return
 
-        self.fc6 = self.fc_layer(self.attention_output, in_size, _FC_WIDTH, 'fc6')
+        width = layout.FC_WIDTH
+        self.fc6 = self.fc_layer(self.attention_output, in_size, width, 'fc6')
         self.relu6 = self._dropout(tf.nn.relu(self.fc6), train_mode)
-        self.fc7 = self.fc_layer(self.relu6, _FC_WIDTH, _FC_WIDTH, 'fc7')
+        self.fc7 = self.fc_layer(self.relu6, width, width, 'fc7')
         self.relu7 = self._dropout(tf.nn.relu(self.fc7), train_mode)
-        self.fc8 = self.fc_layer(self.relu7, _FC_WIDTH, self.num_classes, 'fc8')
+        self.fc8 = self.fc_layer(self.relu7, width, self.num_classes, 'fc8')
         self.prob = tf.nn.softmax(self.fc8, name='prob')
-
-    def _fc6_input_size(self, rgb):
-        """Width of fc6's input (pool5's h * w * 512), checked against the file's fc6.
-
-        Computed from ``rgb``'s static shape before any op exists: five 2x2
-        'SAME' poolings give ``ceil(H / 32) x ceil(W / 32)``, and CBAM keeps the shape.
-        """
-        _, height, width, _ = _shapes.dims(rgb)
-        if height is None or width is None:
-            raise ValueError(
-                'Vgg19.build: the fully connected layers need a static input height '
-                'and width; rgb has shape %s. Give the placeholder its size (224 x 224 '
-                'for ImageNet weights) or use include_top=False' % _shapes.text(rgb))
-        for _ in range(5):
-            height, width = -(-height // 2), -(-width // 2)
-        in_size = height * width * 512
-        if self._weights is not None and 'fc6' in self._weights.layers:
-            expected = int(self._weights.layers['fc6'][0].shape[0])
-            if expected != in_size:
-                side = int(round((expected / 512) ** 0.5)) * 32
-                raise ValueError(
-                    'Vgg19.build: rgb of shape %s gives pool5 [%d, %d, 512] (%d values) but '
-                    'fc6 in %s takes %d (a %dx%d input); feed [*, %d, %d, 3] images or use '
-                    'include_top=False for other sizes'
-                    % (_shapes.text(rgb), height, width, in_size, self._weights.path,
-                       expected, side, side, side, side))
-        return in_size
 
     def _dropout(self, x, train_mode):
         """Dropout while training; ``train_mode`` may be a bool tensor.
@@ -345,7 +249,7 @@ class Vgg19:
         (its gradient needs intermediate outputs the op that ran does not
         have), and tensorflow-vgg's usage runs ``prob`` first and builds the
         optimizer afterwards. Both sides are computed (a random mask over
-        [N, 4096], negligible next to fc6); the selected side is passed on
+        [N, 4096], small next to fc6); the selected side is passed on
         bit for bit and the other gets a zero gradient.
         """
         if self.dropout == 0.0:
@@ -357,6 +261,7 @@ class Vgg19:
         return tf.where(train_mode, tf.nn.dropout(x, rate=self.dropout), x)
 
     def _cbam(self, x, is_training):
+        """The tutorial's CBAM block on ``x``; its variables come from :meth:`_model_variable`."""
         # Imported here: slim_attention pulls in tf_slim, which attention=None never needs.
         import slim_attention  # pylint: disable=import-outside-toplevel
 
@@ -382,12 +287,8 @@ class Vgg19:
                 trainable=self.trainable)
         maps = tf1.get_collection(slim_attention.ATTENTION_MAPS)
         self.attention_map = maps[-1] if len(maps) > maps_before else None
-        if self._weights is not None and ATTENTION_BLOCK_KEY in self._weights.blocks:
-            unused = set(self._weights.blocks[ATTENTION_BLOCK_KEY]) - set(block_names)
-            if unused:
-                raise weights_lib.WeightsFileError(
-                    "%s: attention block '%s' has variables the network does not have: %s"
-                    % (self._weights.path, ATTENTION_BLOCK_KEY, ', '.join(sorted(unused))))
+        if self._weights is not None:
+            initializers.check_block_used(self._weights, ATTENTION_BLOCK_KEY, block_names)
         return out
 
     def max_pool(self, bottom, name):
@@ -437,79 +338,38 @@ class Vgg19:
         return weights, biases
 
     def get_var(self, shape, name, idx, var_name):
-        """Creates one conv or fc variable, initialised from the file when it has the layer.
-
-        Args:
-          shape: the variable's shape.
-          name: layer name (the file's key).
-          idx: 0 for weights, 1 for biases.
-          var_name: the variable's name inside the layer's scope.
-
-        Returns:
-          A resource variable, recorded in ``var_dict[(name, idx)]``.
-        """
-        if idx == 0:
-            fresh = tf1.variance_scaling_initializer(
-                scale=_fresh_weight_scale(name), mode='fan_in', distribution='uniform')
-        else:
-            fresh = tf1.zeros_initializer()
+        """Variable ``var_name`` of layer ``name`` (``idx`` 0: weights, 1: biases)."""
 
         def create(initializer):
-            # tf.compat.v1.Variable, not get_variable: names follow the name
-            # scope as in tensorflow-vgg (a second network in one graph gets
-            # conv1_1_1/...). use_resource=True in both behaviours: under
-            # disable_v2_behavior() a RefVariable's initializer copies the
-            # buffer read from the file (twice the memory); a resource
-            # variable adopts it.
+            # tf.compat.v1.Variable, not get_variable: names follow the name scope as
+            # in tensorflow-vgg (a second network in one graph gets conv1_1_1/...).
+            # use_resource in both behaviours: a RefVariable's initializer would copy
+            # the buffer read from the file (twice the memory); a resource one adopts it.
             return tf1.Variable(lambda: initializer(shape, dtype=tf.float32), name=var_name,
                                 trainable=self.trainable, dtype=tf.float32, use_resource=True,
                                 collections=list(_MODEL_COLLECTIONS))
 
-        return self._model_variable((name, idx), shape, fresh, create)
+        return self._model_variable((name, idx), shape,
+                                    initializers.fresh_initializer(name, idx), create)
 
     def _model_variable(self, key, shape, fresh, create):
         """The network's one variable factory: every conv, fc and CBAM variable.
 
-        Picks the initializer (the file's array for ``key`` when the file has
-        it, else ``fresh``), has ``create`` make the variable with it, and
-        records it in ``var_dict[key]``. Every variable it makes is a resource
-        variable in GLOBAL_VARIABLES and MODEL_VARIABLES (and TRAINABLE_VARIABLES when
-        ``trainable``), so ``slim.get_model_variables()`` lists the network.
-
-        Args:
-          key: ``(layer, 0 | 1)`` for conv and fc, ``('cbam_0', name within
-            the block)`` for CBAM: the variable's key in the file and in
-            ``var_dict``.
-          shape: the variable's shape, a list of ints.
-          fresh: the initializer used when the file does not hold ``key``.
-          create: ``create(initializer)`` makes the variable: a resource
-            ``tf.compat.v1.Variable`` for conv and fc, slim's
-            ``model_variable`` (through a custom getter) for CBAM.
-
-        Returns:
-          The variable.
+        Picks the initializer (the file's array for ``key`` if the file has
+        it, else ``fresh``), has ``create(initializer)`` make the variable
+        (a ``tf.compat.v1.Variable`` in :meth:`get_var`, slim's
+        ``model_variable`` through CBAM's custom getter) and records it in
+        ``var_dict[key]``. Every variable is a resource variable in
+        GLOBAL_VARIABLES and MODEL_VARIABLES (and TRAINABLE_VARIABLES when
+        ``trainable``). ``key`` is ``(layer, 0 | 1)``, or ``('cbam_0', name
+        within the block)``: the variable's key in the file and var_dict.
         """
-        lazy = self._file_array(key, shape)
-        var = create(fresh if lazy is None else _file_initializer(lazy))
+        from_file = self._weights is not None and (key[0] != 'fc8' or self._fc8_from_file)
+        var = create(initializers.initializer(self._weights if from_file else None,
+                                              key, shape, fresh))
         self.var_dict[key] = var
         return var
 
-    def _file_array(self, key, shape):
-        """The file's lazy array for ``key``, or None where the variable starts fresh."""
-        if self._weights is None:
-            return None
-        name, idx = key
-        if name == ATTENTION_BLOCK_KEY:
-            if name not in self._weights.blocks:
-                return None
-            return self._weights.block_array(name, idx, shape)
-        if name == 'fc8' and not self._fc8_from_file:
-            return None
-        return self._weights.array(name, idx, shape)
-
-    # ------------------------------------------------------------------
-    # tensorflow-vgg's helpers
-    # ------------------------------------------------------------------
     def get_var_count(self):
         """Number of values in all variables of ``var_dict`` (CBAM's included)."""
         count = 0
@@ -556,71 +416,3 @@ class Vgg19:
         weights_lib.save_weights(npy_path, tree)
         logger.info('saved %d variables to %s', len(self.var_dict), npy_path)
         return npy_path
-
-
-def _fresh_weight_scale(name):
-    """Variance scale (fan_in) of the fresh weights of layer ``name``.
-
-    He's 2 for the ReLU layers and 1 for fc8 (the logits), as if each layer's
-    input had unit scale. conv1_1's input is tensorflow-vgg's ``rgb * 255``
-    minus :data:`VGG_MEAN`, whose RMS is 60-110 for most images, so its scale
-    also divides by ``_INPUT_UNIT ** 2``: otherwise every layer carries that
-    factor, and the logits start at about +-25 (a first loss of 26 instead of
-    ln 2 on two classes, and a diverging first step).
-    """
-    if name == 'conv1_1':
-        return 2.0 / _INPUT_UNIT ** 2
-    return 1.0 if name == 'fc8' else 2.0
-
-
-def _file_initializer(lazy):
-    """An initializer whose tensor reads ``lazy`` from its file when it runs."""
-
-    def initializer(shape, dtype=tf.float32, partition_info=None):
-        del partition_info
-        shape = _shapes.dims(shape)
-        if shape != list(lazy.shape):
-            raise ValueError('initializer for %s asked for shape %s' % (lazy, shape))
-        if tf.as_dtype(dtype) != tf.float32:
-            raise TypeError('weights from %s are float32, variable asked for %s'
-                            % (lazy.path, dtype))
-        value = tf.numpy_function(lazy.read, [], tf.float32, stateful=True,
-                                  name='read_npy')
-        value.set_shape(lazy.shape)
-        return value
-
-    return initializer
-
-
-def _check_rgb(rgb):
-    if isinstance(rgb, (tf.Variable,)) or not isinstance(rgb, tf.Tensor):
-        try:
-            rgb = tf.convert_to_tensor(rgb)
-        except (TypeError, ValueError) as e:
-            raise TypeError('rgb must be a float32 tensor [batch, height, width, 3], '
-                            'got %r (%s)' % (type(rgb).__name__, e)) from None
-    if rgb.dtype != tf.float32:
-        raise TypeError('rgb must be float32 (RGB in [0, 1]), got %s' % rgb.dtype.name)
-    shape = _shapes.dims(rgb)
-    if shape is not None and (len(shape) != 4 or shape[-1] != 3):
-        raise ValueError('rgb must be [batch, height, width, 3], got shape %s'
-                         % _shapes.text(rgb))
-    if shape is None:
-        raise ValueError('rgb must be [batch, height, width, 3] with a known rank, '
-                         'got an unknown shape')
-    return rgb
-
-
-def _check_train_mode(train_mode, trainable):
-    """Returns CBAM's ``is_training``: train_mode itself, or ``trainable``."""
-    if train_mode is None:
-        return trainable
-    if isinstance(train_mode, bool):
-        return train_mode
-    if isinstance(train_mode, (tf.Tensor, tf.Variable)):
-        if train_mode.dtype != tf.bool or (train_mode.shape.rank not in (0, None)):
-            raise TypeError('train_mode must be a scalar bool tensor, got %s %s'
-                            % (train_mode.dtype.name, _shapes.text(train_mode)))
-        return train_mode
-    raise TypeError('train_mode must be None, a bool or a scalar bool tensor, got %r'
-                    % (train_mode,))

@@ -21,8 +21,8 @@ this module there. The weights are the usual [3, 3, C, K] filters, so
 checkpoints and npy files do not change.
 
 NOTE: the result equals ``tf.nn.conv2d(x, filters, 1, 'SAME')`` up to
-float32 round-off (the sums are taken in another order; relative differences
-of a few 1e-6 per layer), not bit for bit. The input transform and its
+float32 round-off (the sums are taken in another order; docs/benchmarks.md
+has the measured differences), not bit for bit. The input transform and its
 adjoint run as XLA clusters (``jit_scope``): as separate TensorFlow ops they
 make about ten passes over the data and cost more than they save. Graph mode
 only (``jit_scope`` refuses eager execution). The gradient is registered by
