@@ -22,15 +22,9 @@ members:
 import dataclasses
 import typing
 
+from vgg_patch import layout
 from vgg_patch.training.run_dir import EXPORT_NAME
 
-# VGG19's 16 3x3 convolutions, (input channels, output channels), by stage;
-# each stage ends in a 2x2 SAME max pool (side -> ceil(side / 2)).
-_VGG19_STAGES = (((3, 64), (64, 64)),
-                 ((64, 128), (128, 128)),
-                 ((128, 256), (256, 256), (256, 256), (256, 256)),
-                 ((256, 512), (512, 512), (512, 512), (512, 512)),
-                 ((512, 512), (512, 512), (512, 512), (512, 512)))
 # CBAM after pool5: the channel MLP 512 -> 256 -> 512 with biases, the spatial
 # 7x7 convolution over 2 maps (no bias) and its batch norm's beta and gamma.
 _CBAM_PARAMS = 512 * 256 + 256 + 256 * 512 + 512 + 7 * 7 * 2 + 2
@@ -70,15 +64,16 @@ def estimate_memory(image_size, batch_size, num_classes, optimizer):
     Returns:
       ``(parameters, bytes)``: the parameter count and the estimated bytes.
     """
-    params, activations, side = 0, 0, image_size
-    for stage in _VGG19_STAGES:
-        for c_in, c_out in stage:
-            params += 3 * 3 * c_in * c_out + c_out
+    side = layout.pool5_size(image_size, image_size)[0]
+    params = layout.param_count(layout.layer_shapes(
+        side * side * layout.POOL5_CHANNELS, num_classes)) + _CBAM_PARAMS
+    activations, side = 0, image_size
+    stages = [name[4] for name, _, _ in layout.CONV_LAYERS] + [None]  # 'conv3_2' -> '3'
+    for i, (_, _, c_out) in enumerate(layout.CONV_LAYERS):
+        activations += side * side * c_out
+        if stages[i + 1] != stages[i]:  # the stage's last: a 2x2 SAME max pool
+            side = -(-side // 2)
             activations += side * side * c_out
-        side = -(-side // 2)  # SAME pooling
-        activations += side * side * stage[-1][1]
-    params += (512 * side * side + 1) * 4096 + (4096 + 1) * 4096
-    params += (4096 + 1) * num_classes + _CBAM_PARAMS
     slots = 2 if optimizer == "adam" else 1
     return params, 4 * (params * (2 + slots) + 2 * batch_size * activations)
 
