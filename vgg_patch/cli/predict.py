@@ -202,8 +202,9 @@ def predict(weights, class_names, image_size, paths, attention=True, batch_size=
 
 
 def _has_attention_weights(weights):
+    """True if the weights file holds a CBAM block (reads only its index)."""
+    from vgg_patch.layout import ATTENTION_BLOCK_KEY
     from vgg_patch.weights import WeightsFile
-    from vgg_patch.vgg19 import ATTENTION_BLOCK_KEY
     return ATTENTION_BLOCK_KEY in WeightsFile(weights).blocks
 
 

@@ -61,19 +61,20 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
     def restore_or_initialize(self):
         """Restores the newest checkpoint (or initialises) and reads the loop state."""
         import tensorflow as tf
-        sess, g = self.sess, self.graph
+        sess, graph = self.sess, self.graph
         self.restored = checkpoints.restore_latest(
-            sess, g.saver, self.args.train_dir,
+            sess, graph.saver, self.args.train_dir,
             sess.graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES))
         check_stop(self.stop, "while restoring the checkpoint")
         if self.restored is None:
-            sess.run(g.init)
+            sess.run(graph.init)
             logger.info("starting from %s", "weights %s" % self.args.weights
                         if self.args.weights else "scratch (random initialisation)")
-        sess.run(g.copy_statistics)
+        sess.run(graph.copy_statistics)
         check_stop(self.stop, "while initialising")
         step, epoch, position, best_acc, best_epoch = sess.run(
-            [g.global_step, g.epoch, g.epoch_position, g.best_accuracy, g.best_epoch])
+            [graph.global_step, graph.epoch, graph.epoch_position, graph.best_accuracy,
+             graph.best_epoch])
         self.step, self.epoch, self.position = int(step), int(epoch), int(position)
         self.best_acc, self.best_epoch = float(best_acc), int(best_epoch)
         if self.restored is not None:
@@ -83,7 +84,7 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
     def open_writer(self):
         """Opens the summary writer and the pipelines' iterator handles."""
         import tensorflow as tf
-        g = self.graph
+        graph = self.graph
         with self.writing(_SUMMARIES, self.args.train_dir):
             self.writer = tf.compat.v1.summary.FileWriter(
                 self.args.train_dir,
@@ -93,8 +94,8 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
                 tf.compat.v1.SessionLog(status=tf.compat.v1.SessionLog.START),
                 global_step=self.step)
         self.handles = dict(zip(("train", "val", "attention"), self.sess.run(
-            [p.iterator.string_handle() for p in (g.train_input, g.val_input,
-                                                  g.attention_input)])))
+            [p.iterator.string_handle() for p in (graph.train_input, graph.val_input,
+                                                  graph.attention_input)])))
 
     # -- writing --------------------------------------------------------------
 
@@ -128,19 +129,20 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         Raises:
           TrainingFailed: a saved variable is NaN or infinite (nothing saved).
         """
-        sess, g = self.sess, self.graph
-        if not sess.run(g.weights_finite):
+        sess, graph = self.sess, self.graph
+        if not sess.run(graph.weights_finite):
             raise TrainingFailed(
                 "the weights became NaN or infinite at step %d (learning rate %.3g too "
                 "high?); not saved; last good checkpoint: %s"
-                % (self.step, sess.run(g.learning_rate), self.last_good or "none"))
-        sess.run(g.state_assign, {g.state_feed[g.epoch]: self.epoch,
-                                  g.state_feed[g.epoch_position]: self.position,
-                                  g.state_feed[g.best_accuracy]: self.best_acc,
-                                  g.state_feed[g.best_epoch]: self.best_epoch})
+                % (self.step, sess.run(graph.learning_rate), self.last_good or "none"))
+        feed = graph.state_feed
+        sess.run(graph.state_assign, {feed[graph.epoch]: self.epoch,
+                                      feed[graph.epoch_position]: self.position,
+                                      feed[graph.best_accuracy]: self.best_acc,
+                                      feed[graph.best_epoch]: self.best_epoch})
         with self.writing("the checkpoint of step %d:" % self.step,
                           "%s-%d" % (self.ckpt_prefix, self.step)):
-            path = g.saver.save(sess, self.ckpt_prefix, global_step=self.step)
+            path = graph.saver.save(sess, self.ckpt_prefix, global_step=self.step)
         with self.writing(_SUMMARIES, self.args.train_dir):
             self.writer.flush()
         self.last_saved = path
@@ -155,16 +157,17 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
     def evaluate(self):
         """``(accuracy, cross_entropy)`` over the validation images."""
         import tensorflow as tf
-        g, val_paths = self.graph, self.dataset.val_paths
-        g.val_input.initialize(self.sess, val_paths, self.dataset.val_labels)
+        graph, val_paths = self.graph, self.dataset.val_paths
+        graph.val_input.initialize(self.sess, val_paths, self.dataset.val_labels)
         correct = count = 0
         xent_sum = 0.0
         while True:
             if stop_requested(self.stop):
                 raise Interrupted()
             try:
-                c, n, xent = self.sess.run([g.correct, g.batch_count, g.xent],
-                                           {g.handle: self.handles["val"]})
+                c, n, xent = self.sess.run(
+                    [graph.correct, graph.batch_count, graph.xent],
+                    {graph.handle: self.handles["val"]})
             except tf.errors.OutOfRangeError:
                 break
             correct += int(c)
@@ -180,12 +183,13 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         import tensorflow as tf
         if self.args.attention_images <= 0:
             return
-        g, val_paths = self.graph, self.dataset.val_paths
+        graph, val_paths = self.graph, self.dataset.val_paths
         k = min(self.args.attention_images, len(val_paths))
-        g.attention_input.initialize(self.sess, val_paths[:k], self.dataset.val_labels[:k])
+        graph.attention_input.initialize(self.sess, val_paths[:k],
+                                         self.dataset.val_labels[:k])
         try:
-            images, maps = self.sess.run(g.attention_fetch,
-                                         {g.handle: self.handles["attention"]})
+            images, maps = self.sess.run(graph.attention_fetch,
+                                         {graph.handle: self.handles["attention"]})
         except tf.errors.OutOfRangeError:  # every one of them failed to decode
             logger.warning("no attention-map summary: the first %d validation images "
                            "failed to decode", k)
@@ -227,21 +231,21 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
             was applied).
         """
         import tensorflow as tf
-        g, args = self.graph, self.args
-        fetch = [g.train_op, g.loss, g.accuracy, g.batch_count]
+        graph, args = self.graph, self.args
+        fetch = [graph.train_op, graph.loss, graph.accuracy, graph.batch_count]
         want_summary = (self.step + 1) % args.summary_every == 0
         if want_summary:
-            fetch.append(g.train_summary)
+            fetch.append(graph.train_summary)
         try:
-            out = run_step(self.sess, g, fetch, {g.handle: self.handles["train"],
-                                                 g.train_mode: True})
+            out = run_step(self.sess, graph, fetch, {graph.handle: self.handles["train"],
+                                                     graph.train_mode: True})
         except tf.errors.OutOfRangeError:
             return None
         if out is None:
             raise TrainingFailed(
                 "the loss became NaN or infinite at step %d (learning rate %.3g too "
                 "high?); stopped without applying that step; last good checkpoint: %s"
-                % (self.step + 1, self.sess.run(g.learning_rate),
+                % (self.step + 1, self.sess.run(graph.learning_rate),
                    self.last_good or "none"))
         self.step += 1
         self.position += int(out[3])
@@ -329,14 +333,14 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         """Restores the best-validation weights and writes them with the network's
         ``save``; returns the written path."""
         import tensorflow as tf
-        g = self.graph
-        path = os.path.join(self.args.train_dir, g.network.export_name)
+        graph = self.graph
+        path = os.path.join(self.args.train_dir, graph.network.export_name)
         with self.writing("the export", path, OSError):  # TF errors: reading, not writing
             best = tf.train.latest_checkpoint(self.best_dir)
             if best is not None:
-                g.best_saver.restore(self.sess, best)
+                graph.best_saver.restore(self.sess, best)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            return g.network.save(self.sess, path)
+            return graph.network.save(self.sess, path)
 
     def run(self):
         """Restores or initialises, trains, validates and exports.

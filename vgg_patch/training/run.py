@@ -71,14 +71,13 @@ def train(args, stop=None):
     steps_per_epoch, total_steps = _plan(args, dataset)
     check_stop(stop, "before building the graph")
     logger.info("building the graph")
-    with tf.Graph().as_default() as graph:
+    with tf.Graph().as_default() as tf_graph:
         try:
-            train_graph = build_graph(args, num_classes, steps_per_epoch, total_steps,
-                                      network)
+            graph = build_graph(args, num_classes, steps_per_epoch, total_steps, network)
         except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
             raise UsageError(str(err).splitlines()[0] if str(err) else repr(err)) from None
         check_stop(stop, "while building the graph")
-        graph.finalize()
-        with tf.compat.v1.Session(graph=graph, config=session_config(args.bf16)) as sess:
-            return Trainer(sess, train_graph, args, dataset, steps_per_epoch, total_steps,
+        tf_graph.finalize()
+        with tf.compat.v1.Session(graph=tf_graph, config=session_config(args.bf16)) as sess:
+            return Trainer(sess, graph, args, dataset, steps_per_epoch, total_steps,
                            stop).run()
