@@ -29,6 +29,11 @@ summary that cannot be written); 2 bad input (missing or empty folder, one
 class, unreadable weights, a size that does not fit in memory, ...), one line
 on stderr; 130 interrupted by Ctrl-C (SIGINT) or SIGTERM, in any phase, after
 saving a checkpoint if training had begun.
+
+This module is the command line: the parser, ``main`` and the last line. The
+training itself is :func:`vgg_patch.training.run.train` (see
+:mod:`vgg_patch.training`), imported by name; nothing here imports TensorFlow,
+so ``--help`` is fast.
 """
 import argparse
 import os
