@@ -150,12 +150,12 @@ def _inject_disk_full(monkeypatch, kind):
             return original(self, sess, save_path, global_step=global_step, **kwargs)
         monkeypatch.setattr(tf.compat.v1.train.Saver, "save", save)
     elif kind == "export":
-        from vgg_patch import weights as weights_lib
+        from vgg_patch.weights import write as weights_write
 
-        class FullDiskPickler(weights_lib._WeightsPickler):
+        class FullDiskPickler(weights_write.WeightsPickler):
             def dump(self, obj):
                 raise OSError(errno.ENOSPC, _ENOSPC)
-        monkeypatch.setattr(weights_lib, "_WeightsPickler", FullDiskPickler)
+        monkeypatch.setattr(weights_write, "WeightsPickler", FullDiskPickler)
     else:
         original = tf.compat.v1.summary.FileWriter.add_summary
         calls = []

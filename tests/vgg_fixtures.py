@@ -44,6 +44,15 @@ make_layer = layout.synthetic_layer
 #: ``{name: [W, b]}`` for every layer of ``shapes`` (VGG19's by default).
 make_weights = layout.synthetic_weights
 
+#: A small three-layer network, one layer of odd shapes, for weights-file tests.
+SMALL_SHAPES = {'conv1_1': ((3, 3, 3, 64), (64,)), 'fc8': ((64, 10), (10,)),
+                'tiny': ((2, 2), (3,))}
+
+
+def small_weights():
+    """``{name: [W, b]}`` of :data:`SMALL_SHAPES` (seed 3)."""
+    return make_weights(seed=3, shapes=SMALL_SHAPES)
+
 
 # --------------------------------------------------------------------------
 # Python 2 (cPickle protocol 2) writer

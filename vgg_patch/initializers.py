@@ -198,7 +198,7 @@ def fresh_initializer(name, index):
     input is tensorflow-vgg's ``rgb * 255`` minus ``VGG_MEAN``, far from unit
     scale, so its scale also divides by ``_INPUT_UNIT ** 2``: otherwise every
     layer carries that factor, the first logits are large and the first
-    training step diverges.
+    training step diverges (README, "vgg19-cbam-train", has the measurements).
     """
     if index != 0:
         return tf.compat.v1.zeros_initializer()

@@ -142,7 +142,7 @@ class Vgg19:
     def __init__(self, vgg19_npy_path=None, trainable=True, dropout=0.5,
                  attention='cbam', num_classes=1000, include_top=True, winograd=False):
         checks.check_args(vgg19_npy_path, trainable, dropout, attention, num_classes,
-                    include_top, winograd)
+                          include_top, winograd)
         self.vgg19_npy_path = (None if vgg19_npy_path is None
                                else os.fspath(vgg19_npy_path))
         self.trainable = trainable
