@@ -22,8 +22,8 @@ setup(
     extras_require={"test": ["pytest>=7"]},
     entry_points={
         "console_scripts": [
-            "vgg19-cbam-train=vgg_patch.train:main",
-            "vgg19-cbam-predict=vgg_patch.predict:main",
+            "vgg19-cbam-train=vgg_patch.cli.train:main",
+            "vgg19-cbam-predict=vgg_patch.cli.predict:main",
         ],
     },
 )

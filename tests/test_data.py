@@ -8,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from vgg_patch import data
+from vgg_patch.data import folders
 
 
 def _write(path, array, fmt=None):
@@ -144,8 +145,8 @@ def test_scan_stops_promptly_when_asked(tmp_path):
 
 def test_scan_logs_progress_on_large_folders(tmp_path, monkeypatch, caplog):
     folder = _big_tree(tmp_path)
-    monkeypatch.setattr(data, "PROGRESS_EVERY_FILES", 100)
-    monkeypatch.setattr(data, "PROGRESS_EVERY_SECONDS", 1e9)
+    monkeypatch.setattr(folders, "PROGRESS_EVERY_FILES", 100)
+    monkeypatch.setattr(folders, "PROGRESS_EVERY_SECONDS", 1e9)
     with caplog.at_level(logging.INFO, logger="vgg_patch.data"):
         paths, _, _ = data.scan_image_folder(folder)
     assert len(paths) == 400
@@ -291,15 +292,15 @@ def test_demo_digits_are_sklearn_digits(tmp_path):
 
 
 def test_the_trainer_passes_its_stop_request_to_the_scan(tmp_path):
-    """Ctrl-C/SIGTERM during the scan: train.prepare_data polls the stop flag
+    """Ctrl-C/SIGTERM during the scan: the trainer's prepare_data polls the stop flag
     per folder; ScanInterrupted is a KeyboardInterrupt, which the trainer's
     main turns into one line and exit status 130."""
     import types
-    from vgg_patch import train as train_lib
+    from vgg_patch.training.dataset import prepare_data
     args = types.SimpleNamespace(data_dir=_big_tree(tmp_path), demo=False, val_dir=None,
                                  train_dir=str(tmp_path / "run"))
     with pytest.raises(data.ScanInterrupted, match="images in 0 folders so far"):
-        train_lib.prepare_data(args, lambda: True)
+        prepare_data(args, lambda: True)
 
 
 def test_sigterm_during_the_scan_stops_the_trainer_with_130(tmp_path, monkeypatch, capsys):
@@ -307,10 +308,10 @@ def test_sigterm_during_the_scan_stops_the_trainer_with_130(tmp_path, monkeypatc
     handler sets the stop flag, the scan stops at the next folder, and
     vgg19-cbam-train exits 130 with one line, before anything is written."""
     import signal
-    from vgg_patch import train as train_lib
+    from vgg_patch.cli import train as train_cli
     folder = _big_tree(tmp_path)
     polls = []
-    poll = data._Scan._poll
+    poll = folders._Scan._poll
 
     def poll_and_signal(self):
         polls.append(1)
@@ -318,9 +319,9 @@ def test_sigterm_during_the_scan_stops_the_trainer_with_130(tmp_path, monkeypatc
             os.kill(os.getpid(), signal.SIGTERM)
         return poll(self)
 
-    monkeypatch.setattr(data._Scan, "_poll", poll_and_signal)
+    monkeypatch.setattr(folders._Scan, "_poll", poll_and_signal)
     run = tmp_path / "run"
-    rc = train_lib.main(["--data-dir", folder, "--train-dir", str(run), "-q"])
+    rc = train_cli.main(["--data-dir", folder, "--train-dir", str(run), "-q"])
     err = capsys.readouterr().err
     assert rc == 130
     assert "vgg19-cbam-train: interrupted while scanning --data-dir" in err

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from vgg_patch import figure
-from vgg_patch import train
+from vgg_patch.training import summaries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -130,7 +130,7 @@ def test_tensorboard_image_is_the_same_figure(graph):
     rng = np.random.RandomState(1)
     images = rng.uniform(size=(2, 32, 32, 3)).astype(np.float32)
     maps = rng.uniform(size=(2, 2, 2, 1)).astype(np.float32)
-    summary = train.attention_summary(images, maps, titles=["a.png", "b.png"])
+    summary = summaries.attention_summary(images, maps, titles=["a.png", "b.png"])
     value, = summary.value
     assert value.tag == "validation/attention_map"
     decoded = np.asarray(Image.open(io.BytesIO(value.image.encoded_image_string)))

@@ -1,12 +1,12 @@
 """vgg19-cbam-predict helpers: class names, arguments.
 
 The end-to-end predict tests (a trained run, top-5 output, the PNG) are in
-test_train_cli.py, which trains the run they need; the attention figure's
+test_cli_train_story.py, which trains the run they need; the attention figure's
 tests are in test_figure.py.
 """
 import pytest
 
-from vgg_patch import predict
+from vgg_patch.cli import predict
 
 
 def test_read_class_names_plain_and_synset(tmp_path):
@@ -40,7 +40,7 @@ def test_weights_without_class_names_is_a_usage_error(tmp_path, capsys):
 
 def _stub_run(tmp_path, monkeypatch):
     """Arguments of a predict run whose network is stubbed (the real one is
-    tested end to end in test_train_cli.py): a synset of 2 classes, a dummy
+    tested end to end in test_cli_train_story.py): a synset of 2 classes, a dummy
     weights file, and ``predict.predict`` replaced by one that gives class 1
     to every image it is handed (and records them)."""
     import numpy as np

@@ -1,7 +1,7 @@
 """TensorBoard reads what vgg19-cbam-train writes.
 
 A short training run (2 epochs of 3 steps at 32x32, the generated images of
-test_train_cli.py), then the real ``tensorboard`` command, as the README gives
+train_helpers.py), then the real ``tensorboard`` command, as the README gives
 it, on 127.0.0.1 at a free port, read back through its HTTP data API: the
 training and validation scalars at the steps they belong to, and the attention
 images. The server is stopped by its process id (its process group: the data
@@ -26,8 +26,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from test_train_cli import base_args, make_image_folder
-from vgg_patch import train as train_lib
+from train_helpers import base_args, make_image_folder
+from vgg_patch.cli import train as train_cli
 
 SERVER_TIMEOUT = 90  # seconds for the server to start and show every event
 
@@ -85,6 +85,7 @@ def _event_images(train_dir):
     return found
 
 
+# Long: one server's start, reads and stop, which must stay in one try/finally.
 def test_tensorboard_serves_the_runs_scalars_and_attention_images(tmp_path, capsys):
     data = make_image_folder(str(tmp_path / "data"), per_class=4, corrupt=False)
     train_dir = str(tmp_path / "train")
@@ -94,14 +95,14 @@ def test_tensorboard_serves_the_runs_scalars_and_attention_images(tmp_path, caps
     with open(log_path, "wb") as log:
         # The command the trainer's last line gives (a dependency of the
         # project), started first so that its start-up overlaps the training.
-        tensorboard = train_lib.tensorboard_command()
+        tensorboard = train_cli.tensorboard_command()
         proc = subprocess.Popen(
             shlex.split(tensorboard) + ["--logdir", train_dir, "--host", "127.0.0.1",
              "--port", str(port), "--reload_interval", "1"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         # 12 images: 9 train (3 steps of 4, 4, 1) and 3 validation, 2 epochs.
-        rc = train_lib.main(base_args(data, train_dir, "--epochs", "2",
+        rc = train_cli.main(base_args(data, train_dir, "--epochs", "2",
                                       "--summary-every", "1"))
         out, err = capsys.readouterr()
         assert rc == 0, err

@@ -7,13 +7,30 @@
   and lean writing (:func:`save_weights`); every file problem raises
   :class:`WeightsFileError` (a ValueError).
 * :mod:`vgg_patch.winograd` -- 3x3 convolutions by Winograd F(2x2, 3x3), which
-  ``Vgg19(winograd=True)`` uses in stages 3-5 (faster float32 on CPU).
+  ``Vgg19(winograd=True)`` uses in stages 3-5.
+* :mod:`vgg_patch.data` -- image folders, the split and the tf.data pipeline.
+* :mod:`vgg_patch.training` -- the trainer; :mod:`vgg_patch.cli` -- the
+  ``vgg19-cbam-train`` and ``vgg19-cbam-predict`` commands.
+
+The main data path, as the code imports it: ``vgg_patch.cli.train`` ->
+``vgg_patch.training`` (``graph`` -> ``network`` -> ``vgg_patch.vgg19`` ->
+``vgg_patch.weights``); the commands import ``vgg_patch.vgg19`` by name, never
+through this package's lazy names below.
 """
 import importlib
+import typing
+
+if typing.TYPE_CHECKING:  # what the lazy names below are, for readers and tools
+    from vgg_patch.session import session_config  # noqa: F401
+    from vgg_patch.vgg19 import (ATTENTION_BLOCK_KEY, CONV_LAYERS, FC_LAYERS,  # noqa: F401
+                                 VGG_MEAN, WINOGRAD_LAYERS, Vgg19)
+    from vgg_patch.weights import (DOWNLOAD_URL, LazyArray, WeightsFile,  # noqa: F401
+                                   WeightsFileError, load_weights, read_npy_tree,
+                                   save_weights)
 
 # Where each public name lives. They are imported on first use (PEP 562), so
-# that ``vgg19-cbam-train --help`` and ``import vgg_patch.weights`` do not pay
-# for importing TensorFlow (about 5-10 s) before they need it.
+# that ``import vgg_patch`` -- and so ``vgg19-cbam-train --help`` and ``import
+# vgg_patch.weights`` -- does not import TensorFlow before it is needed.
 _EXPORTS = {
     'Vgg19': 'vgg_patch.vgg19',
     'VGG_MEAN': 'vgg_patch.vgg19',

@@ -227,6 +227,51 @@ def _cell_edges(size, cells):
     return [(i * size + cells - 1) // cells for i in range(1, cells)]
 
 
+def _check_figure_args(images, maps, titles, display_size):
+    """``(images, maps)`` as float32 arrays; ValueError for malformed arguments."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] < 1:
+        raise ValueError("images must have shape [N, H, W, 3] with N >= 1, got shape %s"
+                         % (images.shape,))
+    maps = _as_maps(maps)
+    if maps.shape[0] != images.shape[0]:
+        raise ValueError("maps must hold one map per image: %d images, %d maps"
+                         % (images.shape[0], maps.shape[0]))
+    if titles is not None and len(titles) != images.shape[0]:
+        raise ValueError("titles must hold one title per image: %d images, %d titles"
+                         % (images.shape[0], len(titles)))
+    if int(display_size) < 32:
+        raise ValueError("display_size must be >= 32, got %r" % (display_size,))
+    return images, maps
+
+
+def _draw_panels(canvas, draw, columns, top, size, image, amap, stats, font):
+    """Draws a row's input, overlay, map and colour bar; returns the strings drawn."""
+    from PIL import Image
+    x_image, x_overlay, x_heat, bar_x = columns
+    h, w = amap.shape
+    picture = np.asarray(Image.fromarray(
+        (np.clip(image, 0, 1) * 255).round().astype(np.uint8)).resize(
+            (size, size), Image.BILINEAR))
+    # One block per cell, on the fixed 0-1 scale.
+    cells = amap[_cell_index(size, h)][:, _cell_index(size, w)]
+    heat = colorize_uint8(cells)
+    overlay = ((1.0 - OVERLAY_ALPHA) * picture + OVERLAY_ALPHA * heat).round()
+    canvas.paste(Image.fromarray(picture), (x_image, top))
+    canvas.paste(Image.fromarray(overlay.astype(np.uint8)), (x_overlay, top))
+    canvas.paste(Image.fromarray(heat), (x_heat, top))
+    for x0 in (x_overlay, x_heat):  # cell outlines
+        for e in _cell_edges(size, h):
+            draw.line([(x0, top + e), (x0 + size - 1, top + e)], fill=_GRID)
+        for e in _cell_edges(size, w):
+            draw.line([(x0 + e, top), (x0 + e, top + size - 1)], fill=_GRID)
+    texts = []
+    if max(h, w) <= MAX_VALUES_SHOWN:
+        texts.extend(_write_values(draw, amap, x_heat, top, size, font, stats.flat))
+    texts.extend(_colour_bar(draw, bar_x, top, size, stats, font))
+    return texts
+
+
 def attention_figure(images, maps, titles=None, display_size=224,
                      flat_spread=FLAT_SPREAD):
     """Draws one row per image: input, overlay, the map with its values, colour bar.
@@ -249,19 +294,7 @@ def attention_figure(images, maps, titles=None, display_size=224,
         [0, 1].
     """
     from PIL import Image, ImageDraw
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] < 1:
-        raise ValueError("images must have shape [N, H, W, 3] with N >= 1, got shape %s"
-                         % (images.shape,))
-    maps = _as_maps(maps)
-    if maps.shape[0] != images.shape[0]:
-        raise ValueError("maps must hold one map per image: %d images, %d maps"
-                         % (images.shape[0], maps.shape[0]))
-    if titles is not None and len(titles) != images.shape[0]:
-        raise ValueError("titles must hold one title per image: %d images, %d titles"
-                         % (images.shape[0], len(titles)))
-    if int(display_size) < 32:
-        raise ValueError("display_size must be >= 32, got %r" % (display_size,))
+    images, maps = _check_figure_args(images, maps, titles, display_size)
     size = int(display_size)
     font = _font(max(10, size // 16))
     small_font = _font(max(9, size // 20))
@@ -284,8 +317,8 @@ def attention_figure(images, maps, titles=None, display_size=224,
     canvas = Image.new("RGB", (width, _PAD + caption_height + sum(row_heights)),
                        _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    x_image, x_overlay, x_heat = _PAD, size + 2 * _PAD, 2 * size + 3 * _PAD
-    for x, caption in zip((x_image, x_overlay, x_heat, bar_x), COLUMN_CAPTIONS):
+    columns = (_PAD, size + 2 * _PAD, 2 * size + 3 * _PAD, bar_x)  # image, overlay, heat, bar
+    for x, caption in zip(columns, COLUMN_CAPTIONS):
         draw.text((x, _PAD), caption, fill=_INK, font=small_font)
         texts.append(caption)
 
@@ -295,30 +328,11 @@ def attention_figure(images, maps, titles=None, display_size=224,
             draw.text((_PAD, y0 + k * line_height), line, fill=_INK, font=font)
             texts.append(line)
         top = y0 + len(lines) * line_height + _PAD // 2
-        h, w = amap.shape
-        picture = np.asarray(Image.fromarray(
-            (np.clip(image, 0, 1) * 255).round().astype(np.uint8)).resize(
-                (size, size), Image.BILINEAR))
-        # One block per cell, on the fixed 0-1 scale.
-        cells = amap[_cell_index(size, h)][:, _cell_index(size, w)]
-        heat = colorize_uint8(cells)
-        overlay = ((1.0 - OVERLAY_ALPHA) * picture + OVERLAY_ALPHA * heat).round()
-        canvas.paste(Image.fromarray(picture), (x_image, top))
-        canvas.paste(Image.fromarray(overlay.astype(np.uint8)), (x_overlay, top))
-        canvas.paste(Image.fromarray(heat), (x_heat, top))
-        for x0 in (x_overlay, x_heat):  # cell outlines
-            for e in _cell_edges(size, h):
-                draw.line([(x0, top + e), (x0 + size - 1, top + e)], fill=_GRID)
-            for e in _cell_edges(size, w):
-                draw.line([(x0 + e, top), (x0 + e, top + size - 1)], fill=_GRID)
-        if max(h, w) <= MAX_VALUES_SHOWN:
-            texts.extend(_write_values(draw, amap, x_heat, top, size, small_font,
-                                       stats.flat))
-        texts.extend(_colour_bar(draw, bar_x, top, size, stats, small_font))
+        texts.extend(_draw_panels(canvas, draw, columns, top, size, image, amap, stats,
+                                  small_font))
         boxes.append({name: (x, top, x + (size if name != "bar" else _BAR_WIDTH),
                              top + size)
-                      for name, x in (("image", x_image), ("overlay", x_overlay),
-                                      ("heat", x_heat), ("bar", bar_x))})
+                      for name, x in zip(("image", "overlay", "heat", "bar"), columns)})
         y0 += row_height
     return AttentionFigure(np.asarray(canvas), texts, boxes)
 

@@ -1,0 +1,83 @@
+"""One training run, from the resolved configuration to the exported weights.
+
+:func:`train` scans the images (:mod:`~vgg_patch.training.dataset`), checks
+the sizes against memory (:mod:`~vgg_patch.training.config`) and the run
+folder (:mod:`~vgg_patch.training.run_dir`), builds the graph
+(:mod:`~vgg_patch.training.graph`) and hands it to the
+:class:`~vgg_patch.training.loop.Trainer`.
+"""
+import logging
+import math
+
+from vgg_patch.cli.common import UsageError
+from vgg_patch.session import session_config
+from vgg_patch.training.config import check_model_fits
+from vgg_patch.training.dataset import prepare_data
+from vgg_patch.training.graph import build_graph
+from vgg_patch.training.loop import Trainer
+from vgg_patch.training.network import Vgg19Network
+from vgg_patch.training.run_dir import check_or_write_run_files, remove_temp_files
+from vgg_patch.training.signals import check_stop, stop_requested
+
+logger = logging.getLogger("vgg_patch.train")
+
+
+def _plan(args, dataset):
+    """``(steps_per_epoch, total_steps)``, logged with the dataset's sizes."""
+    n_train, n_val = len(dataset.train_paths), len(dataset.val_paths)
+    steps_per_epoch = int(math.ceil(n_train / float(args.batch_size)))
+    total_steps = steps_per_epoch * args.epochs
+    if args.max_steps is not None:
+        total_steps = min(total_steps, args.max_steps)
+    logger.info("%d training and %d validation images, %d classes%s; %d steps per "
+                "epoch, %d steps in all", n_train, n_val, len(dataset.class_names),
+                " (%d corrupt skipped)" % dataset.num_corrupt if dataset.num_corrupt
+                else "", steps_per_epoch, total_steps)
+    return steps_per_epoch, total_steps
+
+
+def train(args, stop=None):
+    """Runs (or resumes) training as configured; exports the best weights.
+
+    Args:
+      args: the resolved configuration (:func:`vgg_patch.training.config.resolve_config`).
+      stop: a :class:`~vgg_patch.training.signals.StopRequest` (or anything
+        with ``requested``); default: never.
+
+    Returns:
+      A dict with ``best_accuracy``, ``best_epoch``, ``global_step``,
+      ``export_path``, ``train_dir`` and ``num_corrupt``.
+
+    Raises:
+      UsageError: bad input (folders, weights, settings).
+      TrainingFailed: the loss became NaN or infinite, or a checkpoint, summary
+        or the export could not be written (temp files are removed).
+      Interrupted: a stop was requested; a checkpoint was saved first if
+        training had begun.
+    """
+    import tensorflow as tf
+    try:
+        dataset = prepare_data(args, lambda: stop_requested(stop))
+    except (OSError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    num_classes = len(dataset.class_names)
+    if args.num_classes is not None and args.num_classes != num_classes:
+        raise UsageError("--num-classes %d does not match the %d class folders of %r"
+                         % (args.num_classes, num_classes, dataset.data_dir))
+    network = Vgg19Network(num_classes, args.weights, args.dropout, args.winograd)
+    check_model_fits(args, num_classes, network)
+    check_or_write_run_files(args, dataset, num_classes)
+    remove_temp_files(args.train_dir)
+    steps_per_epoch, total_steps = _plan(args, dataset)
+    check_stop(stop, "before building the graph")
+    logger.info("building the graph")
+    with tf.Graph().as_default() as tf_graph:
+        try:
+            graph = build_graph(args, num_classes, steps_per_epoch, total_steps, network)
+        except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
+            raise UsageError(str(err).splitlines()[0] if str(err) else repr(err)) from None
+        check_stop(stop, "while building the graph")
+        tf_graph.finalize()
+        with tf.compat.v1.Session(graph=tf_graph, config=session_config(args.bf16)) as sess:
+            return Trainer(sess, graph, args, dataset, steps_per_epoch, total_steps,
+                           stop).run()
