@@ -78,17 +78,20 @@ def measure(size, num_classes, seed, steps, batch, epochs=10, extra=(),
       every step) and ``nan_at`` (the step the NaN guard stopped, or None).
     """
     import tensorflow as tf
-    from vgg_patch import train as train_lib
+    from vgg_patch.cli.train import build_parser
+    from vgg_patch.training.config import resolve_config
+    from vgg_patch.training.graph import build_graph
+    from vgg_patch.training.optimization import run_step
 
     argv = ["--data-dir", "generated", "--image-size", str(size), "--batch-size",
             str(batch), "--seed", str(seed), "--epochs", str(epochs)] + list(extra)
-    args = train_lib.resolve_config(train_lib.build_parser().parse_args(argv))
+    args = resolve_config(build_parser().parse_args(argv))
     rng = np.random.RandomState(1000 + seed)
     row = {"size": size, "classes": num_classes, "seed": seed, "batch": batch,
            "steps": steps, "nan_at": None}
     graph = tf.Graph()
     with graph.as_default():
-        g = train_lib.build_graph(args, num_classes, steps, steps * epochs)
+        g = build_graph(args, num_classes, steps, steps * epochs)
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(g.init)
             sess.run(g.copy_statistics)
@@ -98,8 +101,8 @@ def measure(size, num_classes, seed, steps, batch, epochs=10, extra=(),
             for step in range(1, steps + 1):
                 if step > 1 and not repeat_batch:
                     x, y = make_batch(rng, num_classes, size, batch)
-                out = train_lib.run_step(sess, g, [g.train_op, g.xent],
-                                         {g.images: x, g.labels: y, g.train_mode: True})
+                out = run_step(sess, g, [g.train_op, g.xent],
+                               {g.images: x, g.labels: y, g.train_mode: True})
                 if out is None:
                     row["nan_at"] = step
                     break
