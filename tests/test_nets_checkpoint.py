@@ -7,9 +7,10 @@
   tools: ``get_variables_to_restore(exclude=nets.attention_scopes())`` and
   ``assign_from_checkpoint_fn``. Every base variable gets the checkpoint's
   value; the attention variables keep their initial values.
-* Every block: a plain tf-slim ResNet (v1 and v2, small blocks) restores into
-  the same network with the block, and the attention network's own checkpoint
-  restores into a fresh graph.
+* Every block: a plain tf-slim ResNet (v1 and v2, three one-unit blocks)
+  restores into the same network with the block, and the attention networks'
+  own checkpoint (the restored base, the fresh attention) restores into a
+  fresh graph.
 """
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from slim_attention import nets
 from slim_attention.nets import resnet_v1
 from slim_attention.nets import resnet_v2
 
-from nets_cases import BLOCKS
+from nets_cases import BLOCKS, session, tiny_blocks
 
 tf1 = tf.compat.v1
 
@@ -32,7 +33,7 @@ VERSIONS = {'v1': (resnet_v1, tf_slim_nets.resnet_v1),
 def _save(path, var_list=None):
     """Initialises the default graph's variables, saves them, returns their values."""
     saver = tf1.train.Saver(var_list, write_version=tf1.train.SaverDef.V2)
-    with tf1.Session() as sess:
+    with session() as sess:
         sess.run(tf1.global_variables_initializer())
         saver.save(sess, path, write_meta_graph=False)
         variables = tf1.global_variables()
@@ -66,7 +67,7 @@ def test_model_zoo_checkpoint_restores_into_resnet_v1_50_with_cbam(
     init_fn = slim.assign_from_checkpoint_fn(path, variables)
     attention = nets.attention_variables()
     assert len(attention) == 16 * 9
-    with tf1.Session() as sess:
+    with session() as sess:
         sess.run(tf1.global_variables_initializer())
         initial = sess.run(attention)
         init_fn(sess)
@@ -79,9 +80,7 @@ def test_model_zoo_checkpoint_restores_into_resnet_v1_50_with_cbam(
 
 
 def _tiny_blocks(module, version):
-    block_fn = getattr(module, 'resnet_%s_block' % version)
-    return [block_fn('block1', 4, 1, 1), block_fn('block2', 8, 1, 2),
-            block_fn('block3', 16, 1, 2), block_fn('block4', 32, 1, 1)]
+    return tiny_blocks(getattr(module, 'resnet_%s_block' % version))
 
 
 def _build_all(version):
@@ -91,51 +90,51 @@ def _build_all(version):
     with slim.arg_scope(ours.resnet_arg_scope()):
         for block in BLOCKS:
             getattr(ours, 'resnet_' + version)(
-                images, _tiny_blocks(ours, version), 5, scope=block,
-                attention_module=block)
+                images, _tiny_blocks(ours, version), 5, include_root_block=False,
+                scope=block, attention_module=block)
 
 
 @pytest.mark.parametrize('version', sorted(VERSIONS))
-def test_plain_tf_slim_restores_into_every_block(tmp_path, version):
-    path = str(tmp_path / 'plain.ckpt')
+def test_round_trips_for_every_block(tmp_path, version):
+    """tf-slim's plain network into each attention network, then the attention
+    networks' own checkpoint into a fresh graph."""
+    plain_path = str(tmp_path / 'plain.ckpt')
+    path = str(tmp_path / 'attention.ckpt')
     theirs = VERSIONS[version][1]
     with tf.Graph().as_default():
         images = tf1.placeholder(tf.float32, [1, 32, 32, 3])
         with slim.arg_scope(theirs.resnet_arg_scope()):
             getattr(theirs, 'resnet_' + version)(
-                images, _tiny_blocks(theirs, version), 5, scope='plain')
-        values = _save(path)
+                images, _tiny_blocks(theirs, version), 5, include_root_block=False,
+                scope='plain')
+        plain = _save(plain_path)
     with tf.Graph().as_default():
         _build_all(version)
-        init_fns = {}
+        init_fns = []
         for block in BLOCKS:
             variables = slim.get_variables_to_restore(
                 include=[block + '/'], exclude=nets.attention_scopes(block + '/'))
-            assert len(variables) == len(values)
-            init_fns[block] = (variables, slim.assign_from_checkpoint_fn(
-                path, {'plain' + v.op.name[len(block):]: v for v in variables}))
-        with tf1.Session() as sess:
+            assert len(variables) == len(plain), block
+            init_fns.append((block, variables, slim.assign_from_checkpoint_fn(
+                plain_path, {'plain' + v.op.name[len(block):]: v
+                             for v in variables})))
+        saver = tf1.train.Saver()
+        with session() as sess:
             sess.run(tf1.global_variables_initializer())
-            for block, (variables, init_fn) in init_fns.items():
+            for block, variables, init_fn in init_fns:
                 init_fn(sess)
                 for var, value in zip(variables, sess.run(variables)):
                     np.testing.assert_array_equal(
-                        value, values['plain' + var.op.name[len(block):]],
+                        value, plain['plain' + var.op.name[len(block):]],
                         var.op.name)
-
-
-@pytest.mark.parametrize('version', sorted(VERSIONS))
-def test_attention_checkpoint_restores_into_a_fresh_graph(tmp_path, version):
-    path = str(tmp_path / 'attention.ckpt')
-    with tf.Graph().as_default():
-        _build_all(version)
-        values = _save(path)
-        assert len(nets.attention_variables()) > 0
+            saver.save(sess, path, write_meta_graph=False)
+            variables = tf1.global_variables()
+            values = dict(zip([v.op.name for v in variables], sess.run(variables)))
     with tf.Graph().as_default():
         _build_all(version)
         variables = tf1.global_variables()
         assert sorted(v.op.name for v in variables) == sorted(values)
-        with tf1.Session() as sess:
+        with session() as sess:
             tf1.train.Saver().restore(sess, path)
             for var, value in zip(variables, sess.run(variables)):
                 np.testing.assert_array_equal(value, values[var.op.name],

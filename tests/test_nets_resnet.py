@@ -20,7 +20,7 @@ from slim_attention.nets import resnet_v1
 from slim_attention.nets import resnet_v2
 
 from nets_cases import BLOCKS, RESNET_50_TOTALS, build, count, signature
-from nets_cases import train_step_moves_loss
+from nets_cases import session, tiny_blocks, train_step_moves_loss
 
 tf1 = tf.compat.v1
 
@@ -209,9 +209,7 @@ def test_non_local_sits_between_units(version):
 
 
 def _tiny_blocks(version):
-    block_fn = getattr(VERSIONS[version][0], 'resnet_%s_block' % version)
-    return [block_fn('block1', 4, 1, 1), block_fn('block2', 8, 1, 2),
-            block_fn('block3', 16, 1, 2), block_fn('block4', 32, 1, 1)]
+    return tiny_blocks(getattr(VERSIONS[version][0], 'resnet_%s_block' % version))
 
 
 def _tiny(version, block):
@@ -220,20 +218,22 @@ def _tiny(version, block):
 
     def fn(images, num_classes, **kwargs):
         return generator(images, _tiny_blocks(version), num_classes,
-                         scope='tiny', **kwargs)
+                         include_root_block=False, scope='tiny', **kwargs)
     return build(fn, 32, num_classes=3, arg_scope=ours.resnet_arg_scope(),
                  attention_module=block)
 
 
 @pytest.mark.parametrize('version', sorted(VERSIONS))
 def test_gradients_and_one_training_step(version):
-    """Every block, in one graph: six small networks, one summed loss."""
+    """Every block, in one graph: six small networks (three one-unit blocks,
+    the module's own generator and bottleneck), one summed loss."""
     ours = VERSIONS[version][0]
     generator = getattr(ours, 'resnet_' + version)
 
     def fn(images, num_classes):
         logits = [tf.squeeze(generator(images, _tiny_blocks(version), num_classes,
-                                       scope=block, attention_module=block)[0],
+                                       include_root_block=False, scope=block,
+                                       attention_module=block)[0],
                              [1, 2]) for block in BLOCKS]
         return tf.stack(logits), {}
     case = build(fn, 32, num_classes=3, batch=4, arg_scope=ours.resnet_arg_scope())
@@ -241,12 +241,16 @@ def test_gradients_and_one_training_step(version):
         labels = tf.constant([0, 1, 2, 0])
         losses = [tf1.losses.sparse_softmax_cross_entropy(labels, logits)
                   for logits in tf.unstack(case['net'])]
-        grads = tf1.gradients(tf.add_n(losses), case['trainable_attention'])
-        train_op = slim.learning.create_train_op(
-            tf.add_n(losses), tf1.train.GradientDescentOptimizer(1e-3))
+        # One backward pass: the step's own gradients are the ones checked.
+        optimizer = tf1.train.GradientDescentOptimizer(1e-3)
+        grads_and_vars = optimizer.compute_gradients(tf.add_n(losses))
+        grads = dict((v.op.name, g) for g, v in grads_and_vars)
+        grads = [grads[v.op.name] for v in case['trainable_attention']]
+        with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
+            train_op = optimizer.apply_gradients(grads_and_vars)
         feed = {case['images']: np.random.RandomState(0).uniform(
             0, 1, [4, 32, 32, 3]).astype(np.float32)}
-        with tf1.Session() as sess:
+        with session() as sess:
             sess.run(tf1.global_variables_initializer())
             before, start = sess.run([losses, case['attention']], feed)
             sess.run(train_op, feed)
@@ -325,6 +329,7 @@ def test_reuse_shares_every_variable(graph):
     with slim.arg_scope(resnet_v2.resnet_arg_scope()):
         for reuse in (None, True):
             resnet_v2.resnet_v2(images, _tiny_blocks('v2'), 10, scope='tiny',
+                                include_root_block=False,
                                 attention_module='cbam', reuse=reuse)
             if not reuse:
                 count_before = len(tf1.global_variables())

@@ -14,6 +14,8 @@ blocks of the default graph, so restoring a tf-slim checkpoint is::
     init_fn = slim.assign_from_checkpoint_fn(
         path, slim.get_variables_to_restore(exclude=nets.attention_scopes()))
 """
+import tf_slim.nets
+
 from slim_attention.nets import placement
 from slim_attention.nets import resnet_utils
 from slim_attention.nets import resnet_v1
@@ -30,11 +32,5 @@ __all__ = ['ALIASES', 'ATTENTION_OUTPUTS', 'MODULES', 'attention_scopes',
            'resnet_v2', 'vgg']
 
 
-def __getattr__(name):
-    """tf-slim's other networks (alexnet, inception, overfeat, ...) as they are."""
-    import tf_slim.nets  # pylint: disable=import-outside-toplevel
-    try:
-        return getattr(tf_slim.nets, name)
-    except AttributeError:
-        raise AttributeError('module %r has no attribute %r'
-                             % (__name__, name)) from None
+# tf-slim's other networks (alexnet, inception, overfeat, ...) as they are.
+__getattr__ = placement.delegate_to(tf_slim.nets)

@@ -21,7 +21,7 @@ from slim_attention.attention import get_attention_fn
 tf1 = tf.compat.v1
 
 __all__ = ['ATTENTION_OUTPUTS', 'MODULES', 'ALIASES', 'SCOPES',
-           'resolve_module', 'check_params', 'attention_layer',
+           'delegate_to', 'resolve_module', 'check_params', 'attention_layer',
            'inherited_outputs_collections', 'check_stages',
            'attention_scopes', 'attention_variables']
 
@@ -41,6 +41,14 @@ SCOPES = {'se': 'SqueezeExcitation', 'cbam': 'CBAM', 'sam': 'SpatialAttention',
 # Set by the network, never by attention_params.
 _RESERVED = ('inputs', 'scope', 'reuse', 'outputs_collections', 'is_training',
              'data_format', 'index')
+
+
+def delegate_to(module):
+    """A module-level ``__getattr__`` that hands unknown names to ``module``."""
+    def __getattr__(name):  # pylint: disable=invalid-name
+        return getattr(module, name)
+    __getattr__.__doc__ = 'Anything else comes from ``%s``.' % module.__name__
+    return __getattr__
 
 
 def resolve_module(attention_module):

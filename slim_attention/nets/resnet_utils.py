@@ -46,9 +46,7 @@ DEFAULT_STAGES = {'gc': (2, 3, 4), 'nl': (2, 3)}
 """Default stages where they differ from all four."""
 
 
-def __getattr__(name):
-    """Anything else comes from ``tf_slim.nets.resnet_utils``."""
-    return getattr(_tf_resnet_utils, name)
+__getattr__ = placement.delegate_to(_tf_resnet_utils)
 
 
 def make_blocks(block_fn, depth):
@@ -157,3 +155,82 @@ def attach_attention(blocks, attention_module, attention_params,
                                 [dict(unit, attention_fn=layer)
                                  for unit in block.args]))
     return result
+
+
+def attention_generator(tf_generator, unit_fns):
+    """tf-slim's ResNet generator ``tf_generator`` with the attention arguments.
+
+    Args:
+      tf_generator: ``tf_slim.nets.resnet_v1.resnet_v1`` or ``...resnet_v2``.
+      unit_fns: ``(bottleneck, tf_slim_bottleneck)``, see :func:`attach_attention`.
+
+    Returns:
+      A function with tf-slim's generator arguments plus ``attention_module``,
+      ``attention_params`` and ``attention_stages``.
+    """
+    def generator(inputs, blocks, num_classes=None, is_training=True,
+                  global_pool=True, output_stride=None, include_root_block=True,
+                  reuse=None, scope=None, attention_module=None,
+                  attention_params=None, attention_stages=None):
+        blocks = attach_attention(blocks, attention_module, attention_params,
+                                  attention_stages, is_training, unit_fns)
+        return tf_generator(
+            inputs, blocks, num_classes, is_training, global_pool,
+            output_stride, include_root_block=include_root_block, reuse=reuse,
+            scope=scope)
+
+    generator.__name__ = generator.__qualname__ = tf_generator.__name__
+    generator.__doc__ = GENERATOR_DOC % tf_generator.__name__
+    generator.default_image_size = 224
+    return generator
+
+
+def depth_network(generator, block_fn, depth):
+    """ResNet-``depth`` from ``generator`` and ``block_fn`` (tf-slim's signature).
+
+    Returns:
+      ``resnet_vN_<depth>(inputs, num_classes=None, is_training=True,
+      global_pool=True, output_stride=None, reuse=None,
+      scope='resnet_vN_<depth>', attention_module=None, attention_params=None,
+      attention_stages=None)``.
+    """
+    name = '%s_%d' % (generator.__name__, depth)
+
+    def network(inputs, num_classes=None, is_training=True, global_pool=True,
+                output_stride=None, reuse=None, scope=name,
+                attention_module=None, attention_params=None,
+                attention_stages=None):
+        return generator(
+            inputs, make_blocks(block_fn, depth), num_classes, is_training,
+            global_pool, output_stride, include_root_block=True, reuse=reuse,
+            scope=scope, attention_module=attention_module,
+            attention_params=attention_params,
+            attention_stages=attention_stages)
+
+    network.__name__ = network.__qualname__ = name
+    network.__doc__ = 'ResNet-%d (%s); see ``%s`` for the arguments.' % (
+        depth, generator.__name__, generator.__name__)
+    return network
+
+
+GENERATOR_DOC = """tf-slim's %s generator, with attention in the blocks' units.
+
+    See tf-slim's generator for the other arguments; blocks may use tf-slim's
+    or slim_attention's bottleneck.
+
+    Args:
+      attention_module: None or 'se', 'cbam', 'sam', 'gc', 'eca', 'nl' (or
+        'se_block', 'cbam_block').
+      attention_params: optional dict of keyword arguments for the block.
+      attention_stages: optional 1-based stages (block1 = 1) to restrict the
+        block to; default: all for se/cbam/sam/eca, 2-4 for gc, 2-3 for nl.
+
+    Returns:
+      ``(net, end_points)`` as tf-slim's; with attention, end_points also holds
+      every attention layer's output under its scope.
+
+    Raises:
+      ValueError: an unknown attention_module, attention_params key or stage,
+        and tf-slim's errors.
+      TypeError: attention_params is not a dict.
+    """

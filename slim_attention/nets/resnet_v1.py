@@ -16,7 +16,8 @@ its unit, e.g. ``resnet_v1_50/block1/unit_1/bottleneck_v1/CBAM/...``.
 NOTE: :func:`bottleneck` recomposes tf-slim's bottleneck from tf-slim's own
 layers (conv2d, conv2d_same, subsample) with the same scopes, because
 tf-slim's gives no hook between its last conv and the addition. The network
-generator itself is tf-slim's (:func:`resnet_v1` wraps it).
+generator itself is tf-slim's (``resnet_v1`` wraps it, see
+:func:`slim_attention.nets.resnet_utils.attention_generator`).
 """
 import tensorflow as tf
 from tf_slim import layers
@@ -32,9 +33,7 @@ tf1 = tf.compat.v1
 resnet_arg_scope = resnet_utils.resnet_arg_scope
 
 
-def __getattr__(name):
-    """Anything else comes from ``tf_slim.nets.resnet_v1``."""
-    return getattr(_tf_resnet_v1, name)
+__getattr__ = placement.delegate_to(_tf_resnet_v1)
 
 
 @add_arg_scope
@@ -90,48 +89,8 @@ def bottleneck(inputs,
                                                 output)
 
 
-def resnet_v1(inputs,
-              blocks,
-              num_classes=None,
-              is_training=True,
-              global_pool=True,
-              output_stride=None,
-              include_root_block=True,
-              reuse=None,
-              scope=None,
-              attention_module=None,
-              attention_params=None,
-              attention_stages=None):
-    """tf-slim's ResNet v1 generator, with attention in the blocks' units.
-
-    See ``tf_slim.nets.resnet_v1.resnet_v1`` for the other arguments; blocks
-    may use tf-slim's or this module's bottleneck.
-
-    Args:
-      attention_module: None or 'se', 'cbam', 'sam', 'gc', 'eca', 'nl' (or
-        'se_block', 'cbam_block').
-      attention_params: optional dict of keyword arguments for the block.
-      attention_stages: optional 1-based stages (block1 = 1) to restrict the
-        block to; default: all for se/cbam/sam/eca, 2-4 for gc, 2-3 for nl.
-
-    Returns:
-      ``(net, end_points)`` as tf-slim's; with attention, end_points also holds
-      every attention layer's output under its scope.
-
-    Raises:
-      ValueError: an unknown attention_module, attention_params key or stage,
-        and tf-slim's errors.
-      TypeError: attention_params is not a dict.
-    """
-    blocks = resnet_utils.attach_attention(
-        blocks, attention_module, attention_params, attention_stages,
-        is_training, (bottleneck, _tf_resnet_v1.bottleneck))
-    return _tf_resnet_v1.resnet_v1(
-        inputs, blocks, num_classes, is_training, global_pool, output_stride,
-        include_root_block=include_root_block, reuse=reuse, scope=scope)
-
-
-resnet_v1.default_image_size = 224
+resnet_v1 = resnet_utils.attention_generator(
+    _tf_resnet_v1.resnet_v1, (bottleneck, _tf_resnet_v1.bottleneck))
 
 
 def resnet_v1_block(scope, base_depth, num_units, stride):
@@ -140,51 +99,7 @@ def resnet_v1_block(scope, base_depth, num_units, stride):
                                          stride)._replace(unit_fn=bottleneck)
 
 
-def _resnet(depth, inputs, num_classes, is_training, global_pool,
-            output_stride, reuse, scope, attention_module, attention_params,
-            attention_stages):
-    return resnet_v1(
-        inputs, resnet_utils.make_blocks(resnet_v1_block, depth), num_classes,
-        is_training, global_pool, output_stride, include_root_block=True,
-        reuse=reuse, scope=scope, attention_module=attention_module,
-        attention_params=attention_params, attention_stages=attention_stages)
-
-
-def resnet_v1_50(inputs, num_classes=None, is_training=True, global_pool=True,
-                 output_stride=None, reuse=None, scope='resnet_v1_50',
-                 attention_module=None, attention_params=None,
-                 attention_stages=None):
-    """ResNet-50 v1; see :func:`resnet_v1` for the arguments."""
-    return _resnet(50, inputs, num_classes, is_training, global_pool,
-                   output_stride, reuse, scope, attention_module,
-                   attention_params, attention_stages)
-
-
-def resnet_v1_101(inputs, num_classes=None, is_training=True, global_pool=True,
-                  output_stride=None, reuse=None, scope='resnet_v1_101',
-                  attention_module=None, attention_params=None,
-                  attention_stages=None):
-    """ResNet-101 v1; see :func:`resnet_v1` for the arguments."""
-    return _resnet(101, inputs, num_classes, is_training, global_pool,
-                   output_stride, reuse, scope, attention_module,
-                   attention_params, attention_stages)
-
-
-def resnet_v1_152(inputs, num_classes=None, is_training=True, global_pool=True,
-                  output_stride=None, reuse=None, scope='resnet_v1_152',
-                  attention_module=None, attention_params=None,
-                  attention_stages=None):
-    """ResNet-152 v1; see :func:`resnet_v1` for the arguments."""
-    return _resnet(152, inputs, num_classes, is_training, global_pool,
-                   output_stride, reuse, scope, attention_module,
-                   attention_params, attention_stages)
-
-
-def resnet_v1_200(inputs, num_classes=None, is_training=True, global_pool=True,
-                  output_stride=None, reuse=None, scope='resnet_v1_200',
-                  attention_module=None, attention_params=None,
-                  attention_stages=None):
-    """ResNet-200 v1; see :func:`resnet_v1` for the arguments."""
-    return _resnet(200, inputs, num_classes, is_training, global_pool,
-                   output_stride, reuse, scope, attention_module,
-                   attention_params, attention_stages)
+resnet_v1_50 = resnet_utils.depth_network(resnet_v1, resnet_v1_block, 50)
+resnet_v1_101 = resnet_utils.depth_network(resnet_v1, resnet_v1_block, 101)
+resnet_v1_152 = resnet_utils.depth_network(resnet_v1, resnet_v1_block, 152)
+resnet_v1_200 = resnet_utils.depth_network(resnet_v1, resnet_v1_block, 200)

@@ -1,23 +1,9 @@
-"""tf-slim's ResNet v2 with an ``attention_module`` argument.
+"""tf-slim's ResNet v2 (pre-activation) with an ``attention_module`` argument.
 
-He, Zhang, Ren, Sun, "Identity Mappings in Deep Residual Networks", 2016
-(pre-activation units).
-The functions have tf-slim's names and signatures plus ``attention_module``
-(None, 'se', 'cbam', 'sam', 'gc', 'eca', 'nl'; kobiso's 'se_block' and
-'cbam_block' too), ``attention_params`` (a dict for the block) and
-``attention_stages`` (1-based stages, block1 = 1); where the blocks go is
-documented in :mod:`slim_attention.nets.resnet_utils`. Anything else
-(``resnet_arg_scope``, ...) is tf-slim's own object.
-
-With ``attention_module=None`` the network is exactly tf-slim's (variables,
-names, end points), so model-zoo checkpoints restore as is; with attention,
-every tf-slim variable keeps its name and the block's variables live under
-its unit, e.g. ``resnet_v2_50/block1/unit_1/bottleneck_v2/CBAM/...``.
-
-NOTE: :func:`bottleneck` recomposes tf-slim's bottleneck from tf-slim's own
-layers (conv2d, conv2d_same, subsample) with the same scopes, because
-tf-slim's gives no hook between its last conv and the addition. The network
-generator itself is tf-slim's (:func:`resnet_v2` wraps it).
+He, Zhang, Ren, Sun, "Identity Mappings in Deep Residual Networks", 2016.
+Everything as in :mod:`slim_attention.nets.resnet_v1` (arguments, placement,
+names such as ``resnet_v2_50/block1/unit_1/bottleneck_v2/CBAM/...``), except
+that a v2 unit's last conv has no batch norm: the block follows conv3 itself.
 """
 import tensorflow as tf
 from tf_slim import layers
@@ -33,9 +19,7 @@ tf1 = tf.compat.v1
 resnet_arg_scope = resnet_utils.resnet_arg_scope
 
 
-def __getattr__(name):
-    """Anything else comes from ``tf_slim.nets.resnet_v2``."""
-    return getattr(_tf_resnet_v2, name)
+__getattr__ = placement.delegate_to(_tf_resnet_v2)
 
 
 @add_arg_scope
@@ -51,22 +35,8 @@ def bottleneck(inputs,
 
     ``shortcut + attention(conv3(conv2(conv1(preact(x)))))``: the attention
     sits on the residual branch after conv3 (no batch norm in v2), before the
-    addition; never on the shortcut. An arg_scope on tf-slim's bottleneck
-    (``outputs_collections``) applies here too.
-
-    Args:
-      inputs: a tensor of size [batch, height, width, channels].
-      depth: the depth of the unit's output.
-      depth_bottleneck: the depth of the bottleneck layers.
-      stride: the unit's stride.
-      rate: an integer, rate for atrous convolution.
-      outputs_collections: collection to add the unit's output to.
-      scope: optional variable_scope (default 'bottleneck_v2').
-      attention_fn: None or ``apply(net, outputs_collections)`` (see
-        :func:`slim_attention.nets.placement.attention_layer`).
-
-    Returns:
-      The unit's output.
+    addition; never on the shortcut. Arguments as
+    :func:`slim_attention.nets.resnet_v1.bottleneck`.
     """
     if outputs_collections is None:
         outputs_collections = placement.inherited_outputs_collections(
@@ -95,48 +65,8 @@ def bottleneck(inputs,
                                                 output)
 
 
-def resnet_v2(inputs,
-              blocks,
-              num_classes=None,
-              is_training=True,
-              global_pool=True,
-              output_stride=None,
-              include_root_block=True,
-              reuse=None,
-              scope=None,
-              attention_module=None,
-              attention_params=None,
-              attention_stages=None):
-    """tf-slim's ResNet v2 generator, with attention in the blocks' units.
-
-    See ``tf_slim.nets.resnet_v2.resnet_v2`` for the other arguments; blocks
-    may use tf-slim's or this module's bottleneck.
-
-    Args:
-      attention_module: None or 'se', 'cbam', 'sam', 'gc', 'eca', 'nl' (or
-        'se_block', 'cbam_block').
-      attention_params: optional dict of keyword arguments for the block.
-      attention_stages: optional 1-based stages (block1 = 1) to restrict the
-        block to; default: all for se/cbam/sam/eca, 2-4 for gc, 2-3 for nl.
-
-    Returns:
-      ``(net, end_points)`` as tf-slim's; with attention, end_points also holds
-      every attention layer's output under its scope.
-
-    Raises:
-      ValueError: an unknown attention_module, attention_params key or stage,
-        and tf-slim's errors.
-      TypeError: attention_params is not a dict.
-    """
-    blocks = resnet_utils.attach_attention(
-        blocks, attention_module, attention_params, attention_stages,
-        is_training, (bottleneck, _tf_resnet_v2.bottleneck))
-    return _tf_resnet_v2.resnet_v2(
-        inputs, blocks, num_classes, is_training, global_pool, output_stride,
-        include_root_block=include_root_block, reuse=reuse, scope=scope)
-
-
-resnet_v2.default_image_size = 224
+resnet_v2 = resnet_utils.attention_generator(
+    _tf_resnet_v2.resnet_v2, (bottleneck, _tf_resnet_v2.bottleneck))
 
 
 def resnet_v2_block(scope, base_depth, num_units, stride):
@@ -145,51 +75,7 @@ def resnet_v2_block(scope, base_depth, num_units, stride):
                                          stride)._replace(unit_fn=bottleneck)
 
 
-def _resnet(depth, inputs, num_classes, is_training, global_pool,
-            output_stride, reuse, scope, attention_module, attention_params,
-            attention_stages):
-    return resnet_v2(
-        inputs, resnet_utils.make_blocks(resnet_v2_block, depth), num_classes,
-        is_training, global_pool, output_stride, include_root_block=True,
-        reuse=reuse, scope=scope, attention_module=attention_module,
-        attention_params=attention_params, attention_stages=attention_stages)
-
-
-def resnet_v2_50(inputs, num_classes=None, is_training=True, global_pool=True,
-                 output_stride=None, reuse=None, scope='resnet_v2_50',
-                 attention_module=None, attention_params=None,
-                 attention_stages=None):
-    """ResNet-50 v2; see :func:`resnet_v2` for the arguments."""
-    return _resnet(50, inputs, num_classes, is_training, global_pool,
-                   output_stride, reuse, scope, attention_module,
-                   attention_params, attention_stages)
-
-
-def resnet_v2_101(inputs, num_classes=None, is_training=True, global_pool=True,
-                  output_stride=None, reuse=None, scope='resnet_v2_101',
-                  attention_module=None, attention_params=None,
-                  attention_stages=None):
-    """ResNet-101 v2; see :func:`resnet_v2` for the arguments."""
-    return _resnet(101, inputs, num_classes, is_training, global_pool,
-                   output_stride, reuse, scope, attention_module,
-                   attention_params, attention_stages)
-
-
-def resnet_v2_152(inputs, num_classes=None, is_training=True, global_pool=True,
-                  output_stride=None, reuse=None, scope='resnet_v2_152',
-                  attention_module=None, attention_params=None,
-                  attention_stages=None):
-    """ResNet-152 v2; see :func:`resnet_v2` for the arguments."""
-    return _resnet(152, inputs, num_classes, is_training, global_pool,
-                   output_stride, reuse, scope, attention_module,
-                   attention_params, attention_stages)
-
-
-def resnet_v2_200(inputs, num_classes=None, is_training=True, global_pool=True,
-                  output_stride=None, reuse=None, scope='resnet_v2_200',
-                  attention_module=None, attention_params=None,
-                  attention_stages=None):
-    """ResNet-200 v2; see :func:`resnet_v2` for the arguments."""
-    return _resnet(200, inputs, num_classes, is_training, global_pool,
-                   output_stride, reuse, scope, attention_module,
-                   attention_params, attention_stages)
+resnet_v2_50 = resnet_utils.depth_network(resnet_v2, resnet_v2_block, 50)
+resnet_v2_101 = resnet_utils.depth_network(resnet_v2, resnet_v2_block, 101)
+resnet_v2_152 = resnet_utils.depth_network(resnet_v2, resnet_v2_block, 152)
+resnet_v2_200 = resnet_utils.depth_network(resnet_v2, resnet_v2_block, 200)

@@ -47,9 +47,7 @@ DEFAULT_STAGES = {'nl': (4, 5)}
 """Default stages where they differ from all five."""
 
 
-def __getattr__(name):
-    """Anything else comes from ``tf_slim.nets.vgg``."""
-    return getattr(_tf_vgg, name)
+__getattr__ = placement.delegate_to(_tf_vgg)
 
 
 def last_convs(convs_per_stage, stages):
@@ -93,16 +91,40 @@ def _vgg(tf_vgg_fn, inputs, num_classes, is_training, dropout_keep_prob,
                          spatial_squeeze, scope)
 
 
-def vgg_a(inputs, num_classes=1000, is_training=True, dropout_keep_prob=0.5,
-          spatial_squeeze=True, scope='vgg_a', attention_module=None,
-          attention_params=None, attention_stages=None):
-    """VGG A (11 layers); tf-slim's arguments plus the attention ones.
+def attention_vgg(tf_vgg_fn):
+    """``tf_vgg_fn`` (tf-slim's vgg_a, vgg_16 or vgg_19) with the attention arguments.
+
+    Returns:
+      ``<name>(inputs, num_classes=1000, is_training=True,
+      dropout_keep_prob=0.5, spatial_squeeze=True, scope='<name>',
+      attention_module=None, attention_params=None, attention_stages=None)``.
+    """
+    name = tf_vgg_fn.__name__
+
+    def network(inputs, num_classes=1000, is_training=True,
+                dropout_keep_prob=0.5, spatial_squeeze=True, scope=name,
+                attention_module=None, attention_params=None,
+                attention_stages=None):
+        return _vgg(tf_vgg_fn, inputs, num_classes, is_training,
+                    dropout_keep_prob, spatial_squeeze, scope, attention_module,
+                    attention_params, attention_stages)
+
+    network.__name__ = network.__qualname__ = name
+    network.__doc__ = NETWORK_DOC % name
+    network.default_image_size = 224
+    return network
+
+
+NETWORK_DOC = """tf-slim's %s, with attention after each stage's last conv.
+
+    See tf-slim's function for the other arguments.
 
     Args:
       attention_module: None or 'se', 'cbam', 'sam', 'gc', 'eca', 'nl' (or
         'se_block', 'cbam_block').
       attention_params: optional dict of keyword arguments for the block.
-      attention_stages: optional stages (1-5) to restrict the block to.
+      attention_stages: optional stages (1-5) to restrict the block to;
+        default: all, 4-5 for nl.
 
     Returns:
       ``(net, end_points)`` as tf-slim's.
@@ -111,31 +133,10 @@ def vgg_a(inputs, num_classes=1000, is_training=True, dropout_keep_prob=0.5,
       ValueError: an unknown attention_module, attention_params key or stage.
       TypeError: attention_params is not a dict.
     """
-    return _vgg(_tf_vgg.vgg_a, inputs, num_classes, is_training,
-                dropout_keep_prob, spatial_squeeze, scope, attention_module,
-                attention_params, attention_stages)
 
 
-def vgg_16(inputs, num_classes=1000, is_training=True, dropout_keep_prob=0.5,
-           spatial_squeeze=True, scope='vgg_16', attention_module=None,
-           attention_params=None, attention_stages=None):
-    """VGG 16 (version D); see :func:`vgg_a` for the attention arguments."""
-    return _vgg(_tf_vgg.vgg_16, inputs, num_classes, is_training,
-                dropout_keep_prob, spatial_squeeze, scope, attention_module,
-                attention_params, attention_stages)
-
-
-def vgg_19(inputs, num_classes=1000, is_training=True, dropout_keep_prob=0.5,
-           spatial_squeeze=True, scope='vgg_19', attention_module=None,
-           attention_params=None, attention_stages=None):
-    """VGG 19 (version E); see :func:`vgg_a` for the attention arguments."""
-    return _vgg(_tf_vgg.vgg_19, inputs, num_classes, is_training,
-                dropout_keep_prob, spatial_squeeze, scope, attention_module,
-                attention_params, attention_stages)
-
-
-vgg_a.default_image_size = 224
-vgg_16.default_image_size = 224
-vgg_19.default_image_size = 224
+vgg_a = attention_vgg(_tf_vgg.vgg_a)
+vgg_16 = attention_vgg(_tf_vgg.vgg_16)
+vgg_19 = attention_vgg(_tf_vgg.vgg_19)
 vgg_d = vgg_16
 vgg_e = vgg_19
