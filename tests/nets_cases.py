@@ -84,11 +84,14 @@ def train_step_moves_loss(case, labels_count, learning_rate, seed=0):
     """Runs one gradient-descent step (with UPDATE_OPS) on a random batch.
 
     Returns:
-      (loss before, loss after, attention variables that changed, count).
+      (loss before, loss after, the attention variables' gradients (tensors),
+      how many attention variables the step changed, the largest absolute
+      attention gradient before the step).
     """
     with case['graph'].as_default():
-        logits = tf.reshape(case['net'], [case['net'].shape[0], -1])
-        labels = tf.constant(np.arange(logits.shape[0]) % labels_count)
+        batch = case['images'].shape.as_list()[0]
+        logits = tf.reshape(case['net'], [batch, -1])
+        labels = tf.constant(np.arange(batch) % labels_count)
         loss = tf1.losses.sparse_softmax_cross_entropy(labels, logits)
         grads = tf1.gradients(loss, case['trainable_attention'])
         train_op = slim.learning.create_train_op(
@@ -99,9 +102,11 @@ def train_step_moves_loss(case, labels_count, learning_rate, seed=0):
         with session() as sess:
             sess.run(tf1.global_variables_initializer())
             before_vars = sess.run(case['attention'])
+            largest = max(float(np.abs(g).max())
+                          for g in sess.run(grads, feed)) if grads else 0.0
             before = sess.run(train_op, feed)
             after = sess.run(loss, feed)
             after_vars = sess.run(case['attention'])
         changed = sum(not np.array_equal(a, b)
                       for a, b in zip(before_vars, after_vars))
-        return before, after, grads, changed
+        return before, after, grads, changed, largest

@@ -155,7 +155,8 @@ def _unit_inputs(graph, end_points, version):
                               else int(p[5:]) if p.startswith('block') else 0
                               for p in k.split('/')])
     root = units[0].split('/')[0]
-    previous = [graph.get_tensor_by_name(root + '/pool1/MaxPool:0')] + [end_points[k] for k in units]
+    previous = ([graph.get_tensor_by_name(root + '/pool1/MaxPool:0')]
+                + [end_points[k] for k in units])
     return dict(zip(units, previous))
 
 
@@ -269,7 +270,7 @@ def test_gradients_and_one_training_step(version):
 def test_real_resnet_v1_50_with_cbam_trains_one_step():
     case = build(resnet_v1.resnet_v1_50, 32, num_classes=3,
                  arg_scope=resnet_v1.resnet_arg_scope(), attention_module='cbam')
-    before, after, grads, changed = train_step_moves_loss(case, 3, 1e-4)
+    before, after, grads, changed, _ = train_step_moves_loss(case, 3, 1e-4)
     assert len(grads) == 16 * 7 and all(g is not None for g in grads)
     assert after < before and changed > 0
 
@@ -353,3 +354,31 @@ def test_module_delegates_to_tf_slim():
     assert slim.nets is nets and slim.nets.inception is tf_slim_nets.inception
     with pytest.raises(AttributeError):
         resnet_v1.no_such_name  # noqa: B018
+
+
+# The README's table for the deeper networks (v1 and v2 add the same).
+DEPTH_TOTALS = {
+    101: {'se': 4777712, 'cbam': 4781012, 'gc': 4788062, 'eca': 165,
+          'sam': 3300, 'nl': 7358464},
+    152: {'se': 6629040, 'cbam': 6634040, 'gc': 6656687, 'eca': 250,
+          'sam': 5000, 'nl': 7358464},
+    200: {'se': 7162032, 'cbam': 7168632, 'gc': 7198911, 'eca': 330,
+          'sam': 6600, 'nl': 7358464},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('block', ('cbam', 'gc', 'nl'))
+@pytest.mark.parametrize('depth', sorted(DEPTH_TOTALS))
+def test_deeper_parameter_totals(depth, block):
+    fn = getattr(resnet_v1, 'resnet_v1_%d' % depth)
+    case = build(fn, 32, arg_scope=resnet_v1.resnet_arg_scope(),
+                 attention_module=block)
+    assert count(case['trainable_attention']) == DEPTH_TOTALS[depth][block]
+    # The rule: per-unit counts times units (cbam = se + sam per unit).
+    units = resnet_utils.UNITS[depth]
+    assert DEPTH_TOTALS[depth]['cbam'] == (DEPTH_TOTALS[depth]['se']
+                                           + DEPTH_TOTALS[depth]['sam'])
+    assert DEPTH_TOTALS[depth]['sam'] == 100 * sum(units)
+    assert DEPTH_TOTALS[depth]['eca'] == sum(
+        k * n for k, n in zip(resnet_utils.ECA_KERNEL_SIZES, units))
