@@ -9,7 +9,8 @@ their attention layer:
   the papers' res2-res5), on the residual branch after its last conv (and its
   batch norm in v1), before the addition with the shortcut. ECA's kernel sizes
   are 3, 5, 5, 7 per stage, as in the released ECA-ResNet-50 (the adaptive
-  formula of the paper would give 5, 5, 5, 7 there).
+  formula of the paper would give 5, 5, 5, 7 there);
+  ``attention_params={'kernel_size': k}`` sets one size for every stage.
 * 'gc': the same place, in stages 2-4 only (GCNet's c3-c5).
 * 'nl': between units, after the output of unit ``k * (n // c)`` for
   ``k = 1..c``, with ``c = 2`` blocks in stage 2 (res3) and ``c = 3`` in
