@@ -24,10 +24,15 @@ def test_namespace_is_tf_slims_own_objects(name):
 
 
 def test_nets_and_data_are_tf_slims_modules():
-    for net in ("vgg", "resnet_v1", "resnet_v2", "inception", "alexnet", "overfeat",
-                "resnet_utils"):
+    for net in ("inception", "alexnet", "overfeat"):
         assert getattr(slim_attention.nets, net) is importlib.import_module(
             "tf_slim.nets." + net)
+    # vgg, resnet_v1, resnet_v2, resnet_utils add attention_module (tests/test_nets_*.py)
+    # and hand every other name to tf-slim's module.
+    for net, name in (("vgg", "vgg_arg_scope"), ("resnet_v1", "resnet_arg_scope"),
+                      ("resnet_v2", "resnet_arg_scope"), ("resnet_utils", "Block")):
+        assert getattr(getattr(slim_attention.nets, net), name) is getattr(
+            importlib.import_module("tf_slim.nets." + net), name)
     assert slim_attention.data is importlib.import_module("tf_slim.data")
 
 

@@ -191,7 +191,10 @@ def test_import_forms(contrib):
     assert ns.layers is tf.contrib.layers
     assert ns.arg_scope is ns.ops_arg_scope is tf_slim.arg_scope
     assert ns.add_arg_scope is ns.ops_add is tf_slim.add_arg_scope
-    assert ns.resnet_v1 is ns.dotted_resnet_v1 is tf_slim.nets.resnet_v1
+    assert ns.resnet_v1 is tf_slim.nets.resnet_v1
+    # ``import a.b.c as x`` walks attributes from tf.contrib.slim (slim_attention),
+    # whose ``nets`` is slim_attention.nets: tf-slim's networks plus attention_module.
+    assert ns.dotted_resnet_v1 is slim_attention.nets.resnet_v1
     assert ns.vgg is tf_slim.nets.vgg and ns.inception is tf_slim.nets.inception
     for alias, real in [("variables_lib", "tf_slim.ops.variables"),
                         ("layers_lib", "tf_slim.layers.layers"),
