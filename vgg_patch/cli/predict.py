@@ -208,7 +208,7 @@ def _has_attention_weights(weights):
     return ATTENTION_BLOCK_KEY in WeightsFile(weights).blocks
 
 
-def _readable_images(images):
+def readable_images(images):
     """The images Pillow can read, and how many were missing or corrupt.
 
     A missing image is skipped like a corrupt one: the others are still
@@ -230,7 +230,7 @@ def _readable_images(images):
     return checked, bad + len(missing)
 
 
-def _write_attention_map(out_png, paths, images, maps):
+def write_attention_map(out_png, paths, images, maps):
     """Logs each map's values and draws the figure to ``out_png``."""
     for path, amap in zip(paths, maps):
         logger.info("%s: %s", path, figure_lib.describe_map(amap).line)
@@ -247,7 +247,7 @@ def _run(args):
     try:
         check_precision_flags(args)
         weights, names, image_size = resolve(args)
-        checked, bad = _readable_images(args.images)
+        checked, bad = readable_images(args.images)
         try:
             if not args.no_attention and not _has_attention_weights(weights):
                 logger.warning("%s has no CBAM weights, so the attention block is "
@@ -268,7 +268,7 @@ def _run(args):
         for index in np.argsort(-p)[:k]:
             print("  %.4f  %s" % (p[index], names[index]))
     if args.attention_map and paths:
-        _write_attention_map(args.attention_map, paths, images, maps)
+        write_attention_map(args.attention_map, paths, images, maps)
     return EXIT_SOME_FAILED if bad else EXIT_OK
 
 

@@ -63,7 +63,7 @@ _DESCRIPTION = ("Retrain tensorflow-vgg's VGG19 with CBAM after pool5 on a folde
                 "from the newest checkpoint.")
 
 
-def _add_data_flags(a):
+def add_data_flags(a):
     """What to train on and where the run lives."""
     a("--data-dir", help="folder with one subfolder of images (JPEG/PNG/BMP/GIF) per "
                          "class; without it: the built-in digits demo")
@@ -86,7 +86,7 @@ def _add_data_flags(a):
     a("--max-steps", type=int, help="stop after this many steps in total")
 
 
-def _add_recipe_flags(a):
+def add_recipe_flags(a):
     """The optimisation recipe (defaults that depend on the mode: training.config)."""
     a("--optimizer", choices=("momentum", "adam"),
       help="momentum SGD or Adam (default: adam from scratch, momentum with "
@@ -112,7 +112,7 @@ def _add_recipe_flags(a):
       help="no random left-right flips (default: flips on; off for the demo)")
 
 
-def _add_output_flags(a):
+def add_output_flags(a):
     """Checkpoints, summaries and the seed."""
     a("--checkpoint-every", type=int, default=500,
       help="save a checkpoint every N steps, besides each epoch end (default 500)")
@@ -130,14 +130,14 @@ def _add_output_flags(a):
 def build_parser():
     """Returns the argparse parser of ``vgg19-cbam-train``.
 
-    A new flag goes into the group it belongs to (the ``_add_*_flags``
+    A new flag goes into the group it belongs to (the ``add_*_flags``
     functions, in --help order); a default that depends on the mode goes into
     :mod:`vgg_patch.training.config`'s ``DATA_DEFAULTS``/recipes, its range
     check into ``vgg_patch.training.config``; the code that uses it reads
     ``args.<flag>``.
     """
     p = argparse.ArgumentParser(prog=PROG, description=_DESCRIPTION)
-    for add_flags in (_add_data_flags, _add_recipe_flags, _add_output_flags):
+    for add_flags in (add_data_flags, add_recipe_flags, add_output_flags):
         add_flags(p.add_argument)
     add_precision_flags(p, "training")
     p.add_argument("-q", "--quiet", action="store_true",
@@ -155,20 +155,26 @@ def tensorboard_command():
     return shlex.quote(beside) if os.path.exists(beside) else "tensorboard"
 
 
-def _run(args):
-    """Trains as ``args`` say; prints the result; returns the exit status."""
+def run_training(args, prog=PROG, make_network=None):
+    """Trains as ``args`` say; prints the result; returns the exit status.
+
+    Args:
+      args: the resolved configuration.
+      prog: the command's name, for its messages.
+      make_network: see :func:`vgg_patch.training.run.train`.
+    """
     t0 = time.time()
     try:
         with StopRequest() as stop:
-            result = train(args, stop)
+            result = train(args, stop, make_network)
     except UsageError as err:
-        report_error(PROG, err)
+        report_error(prog, err)
         return EXIT_USAGE
     except TrainingFailed as err:
-        report_error(PROG, err)
+        report_error(prog, err)
         return EXIT_FAILED
     except (Interrupted, KeyboardInterrupt) as err:
-        print("%s: %s" % (PROG, str(err) or "interrupted before a checkpoint could be "
+        print("%s: %s" % (prog, str(err) or "interrupted before a checkpoint could be "
                           "saved; the previous checkpoint is intact"), file=sys.stderr)
         return EXIT_INTERRUPTED
     print("best validation accuracy: %.3f (epoch %d; %d steps, %s); best weights: %s; "
@@ -200,7 +206,7 @@ def main(argv=None):
             parser.print_usage(sys.stderr)
             report_error(PROG, err)
             return EXIT_USAGE
-        return _run(args)
+        return run_training(args)
     finally:
         undo_logging()
 
