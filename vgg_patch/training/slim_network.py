@@ -110,8 +110,8 @@ def restore_map(checkpoint, model, logits_scope, exclude):
       exclude: scopes never restored (the attention blocks').
 
     Raises:
-      ValueError: unreadable checkpoint; a base variable missing from it (a
-        checkpoint of another model) or of another shape (one line each).
+      ValueError: unreadable checkpoint; a base variable of another shape in
+        it, or missing from it (a checkpoint of another model); one line each.
     """
     import slim_attention as slim
     saved = read_checkpoint_shapes(checkpoint)
@@ -128,14 +128,14 @@ def restore_map(checkpoint, model, logits_scope, exclude):
             wrong.append("%s is %s in it, %s here" % (name, saved[name], shape))
         else:
             mapping[name] = var
+    if wrong:
+        raise ValueError("--checkpoint %r does not fit %s: %s" % (checkpoint, model,
+                                                                  "; ".join(wrong[:2])))
     if missing:
         raise ValueError("--checkpoint %r is not a %s checkpoint: it lacks %d of its "
                          "variables, e.g. %s; it holds e.g. %s"
                          % (checkpoint, model, len(missing), _first(missing),
                             _first(saved)))
-    if wrong:
-        raise ValueError("--checkpoint %r does not fit %s: %s" % (checkpoint, model,
-                                                                  "; ".join(wrong[:2])))
     if fresh:
         logger.info("the classifier %s starts fresh (the checkpoint's has another "
                     "shape)", classifier[:-1])
