@@ -19,7 +19,7 @@ from slim_attention.nets import resnet_utils
 from slim_attention.nets import resnet_v1
 from slim_attention.nets import resnet_v2
 
-from nets_cases import BLOCKS, RESNET_50_TOTALS, build, count, signature
+from nets_cases import BLOCKS, RESNET_50_TOTALS, build, count, per_unit, signature
 from nets_cases import session, tiny_blocks, train_step_moves_loss
 
 tf1 = tf.compat.v1
@@ -367,18 +367,23 @@ DEPTH_TOTALS = {
 }
 
 
+@pytest.mark.parametrize('depth', [50] + sorted(DEPTH_TOTALS))
+def test_totals_follow_the_per_unit_rule(depth):
+    """The README's rule: per-unit counts at C = 256..2048 times the units
+    (GC from stage 2, ECA k = 3, 5, 5, 7), non-local always 2 + 3 blocks."""
+    widths, units = (256, 512, 1024, 2048), resnet_utils.UNITS[depth]
+    totals = RESNET_50_TOTALS if depth == 50 else DEPTH_TOTALS[depth]
+    for block in ('se', 'cbam', 'sam', 'gc', 'eca'):
+        assert totals[block] == sum(
+            n * per_unit(block, c, eca_kernel=k) for stage, (n, c, k) in
+            enumerate(zip(units, widths, resnet_utils.ECA_KERNEL_SIZES), 1)
+            if block != 'gc' or stage > 1), block
+    assert totals['nl'] == 2 * per_unit('nl', 512) + 3 * per_unit('nl', 1024)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('block', ('cbam', 'gc', 'nl'))
-@pytest.mark.parametrize('depth', sorted(DEPTH_TOTALS))
-def test_deeper_parameter_totals(depth, block):
-    fn = getattr(resnet_v1, 'resnet_v1_%d' % depth)
-    case = build(fn, 32, arg_scope=resnet_v1.resnet_arg_scope(),
+def test_resnet_101_totals(block):
+    case = build(resnet_v1.resnet_v1_101, 32, arg_scope=resnet_v1.resnet_arg_scope(),
                  attention_module=block)
-    assert count(case['trainable_attention']) == DEPTH_TOTALS[depth][block]
-    # The rule: per-unit counts times units (cbam = se + sam per unit).
-    units = resnet_utils.UNITS[depth]
-    assert DEPTH_TOTALS[depth]['cbam'] == (DEPTH_TOTALS[depth]['se']
-                                           + DEPTH_TOTALS[depth]['sam'])
-    assert DEPTH_TOTALS[depth]['sam'] == 100 * sum(units)
-    assert DEPTH_TOTALS[depth]['eca'] == sum(
-        k * n for k, n in zip(resnet_utils.ECA_KERNEL_SIZES, units))
+    assert count(case['trainable_attention']) == DEPTH_TOTALS[101][block]
