@@ -180,25 +180,46 @@ def predict(weights, class_names, image_size, paths, attention=True, batch_size=
         fetch = [pipe.labels_out, pipe.images, vgg.prob]
         if attention:
             fetch.append(vgg.attention_map)
-        outputs = []
         with tf.compat.v1.Session(graph=graph, config=session_config(bf16)) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            # The labels carry each image's index, so a dropped file cannot
-            # shift the results onto the wrong names.
-            pipe.initialize(sess, paths, np.arange(len(paths), dtype=np.int64))
-            while True:
-                try:
-                    outputs.append(sess.run(fetch))
-                except tf.errors.OutOfRangeError:
-                    break
-    if not outputs:
+            kept, merged = run_over_images(sess, pipe, fetch, paths)
+    if not kept:
         return [], None, None, None
+    return kept, merged[1], merged[2], merged[3] if attention else None
+
+
+def run_over_images(sess, pipe, fetch, paths):
+    """Runs ``fetch`` over every batch of ``pipe`` fed with ``paths``.
+
+    The pipeline's labels carry each image's index (``fetch[0]`` must be
+    ``pipe.labels_out``), so a file TensorFlow cannot decode, dropped by the
+    pipeline, cannot shift the results onto the wrong names; it is logged.
+
+    Args:
+      sess: the session.
+      pipe: a :class:`vgg_patch.data.ImagePipeline` (evaluation mode).
+      fetch: the tensors to fetch per batch, ``pipe.labels_out`` first.
+      paths: the image files.
+
+    Returns:
+      ``(kept_paths, merged)``: the paths that were decoded, and per fetched
+      tensor its batches concatenated (None if nothing was decoded).
+    """
+    import tensorflow as tf
+    pipe.initialize(sess, paths, np.arange(len(paths), dtype=np.int64))
+    outputs = []
+    while True:
+        try:
+            outputs.append(sess.run(fetch))
+        except tf.errors.OutOfRangeError:
+            break
+    if not outputs:
+        return [], None
     merged = [np.concatenate(parts) for parts in zip(*outputs)]
     kept = merged[0].tolist()
     for index in sorted(set(range(len(paths))) - set(kept)):
         logger.warning("skipping %s: TensorFlow could not decode it", paths[index])
-    return ([paths[i] for i in kept], merged[1], merged[2],
-            merged[3] if attention else None)
+    return [paths[i] for i in kept], merged
 
 
 def _has_attention_weights(weights):
@@ -262,14 +283,19 @@ def _run(args):
         report_error(PROG, err)
         return EXIT_USAGE
     bad += len(checked) - len(paths)
-    k = min(args.top_k, len(names))
+    print_predictions(paths, probs, names, args.top_k)
+    if args.attention_map and paths:
+        write_attention_map(args.attention_map, paths, images, maps)
+    return EXIT_SOME_FAILED if bad else EXIT_OK
+
+
+def print_predictions(paths, probs, names, top_k):
+    """Prints each path and its ``top_k`` classes with their probabilities."""
+    k = min(top_k, len(names))
     for path, p in zip(paths, probs if paths else []):
         print(path)
         for index in np.argsort(-p)[:k]:
             print("  %.4f  %s" % (p[index], names[index]))
-    if args.attention_map and paths:
-        write_attention_map(args.attention_map, paths, images, maps)
-    return EXIT_SOME_FAILED if bad else EXIT_OK
 
 
 def main(argv=None):
@@ -282,11 +308,16 @@ def main(argv=None):
       Exit status: 0 done, 1 some image missing or unreadable, 2 bad input
       (including: not one image could be read).
     """
-    parser = build_parser()
+    return predict_command(argv, build_parser(), _run)
+
+
+def predict_command(argv, parser, run):
+    """A prediction command: parse ``argv``, log to stderr, ``run(args)``; returns
+    its exit status."""
     args = parser.parse_args(argv)
     undo_logging = setup_logging(quiet=False)
     try:
-        return _run(args)
+        return run(args)
     finally:
         undo_logging()
 

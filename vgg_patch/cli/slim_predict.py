@@ -17,18 +17,15 @@ Exit status: 0 done; 1 some image is missing or could not be read (skipped
 with a warning); 2 bad input (no export, no image that can be read, ...).
 """
 import argparse
-import logging
 import sys
 
-import numpy as np
 
 from vgg_patch import data as data_lib
 from vgg_patch.cli.common import EXIT_FAILED as EXIT_SOME_FAILED
-from vgg_patch.cli.common import EXIT_OK, EXIT_USAGE, UsageError, report_error, setup_logging
-from vgg_patch.cli.predict import readable_images, write_attention_map
+from vgg_patch.cli.common import EXIT_OK, EXIT_USAGE, UsageError, report_error
+from vgg_patch.cli.predict import (predict_command, print_predictions, readable_images,
+                                   run_over_images, write_attention_map)
 from vgg_patch.training import slim_export
-
-logger = logging.getLogger("vgg_patch.predict")
 
 PROG = "slim-attention-predict"
 
@@ -80,7 +77,6 @@ def predict(export, paths, batch_size=16):
         fetch = [pipe.labels_out, pipe.images, tf.nn.softmax(output.logits)]
         if output.attention_map is not None:
             fetch.append(output.attention_map)
-        outputs = []
         with tf.compat.v1.Session(graph=graph) as sess:
             try:
                 network.restore(sess, export["checkpoint"])
@@ -88,20 +84,10 @@ def predict(export, paths, batch_size=16):
                 raise ValueError("%s does not restore into %s: %s" % (
                     export["checkpoint"], export["model"],
                     str(err).strip().splitlines()[0])) from None
-            pipe.initialize(sess, paths, np.arange(len(paths), dtype=np.int64))
-            while True:
-                try:
-                    outputs.append(sess.run(fetch))
-                except tf.errors.OutOfRangeError:
-                    break
-    if not outputs:
+            kept, merged = run_over_images(sess, pipe, fetch, paths)
+    if not kept:
         return [], None, None, None
-    merged = [np.concatenate(parts) for parts in zip(*outputs)]
-    kept = merged[0].tolist()
-    for index in sorted(set(range(len(paths))) - set(kept)):
-        logger.warning("skipping %s: TensorFlow could not decode it", paths[index])
-    return ([paths[i] for i in kept], merged[1], merged[2],
-            merged[3] if len(merged) > 3 else None)
+    return kept, merged[1], merged[2], merged[3] if len(merged) > 3 else None
 
 
 def _run(args):
@@ -127,11 +113,7 @@ def _run(args):
         report_error(PROG, err)
         return EXIT_USAGE
     bad += len(checked) - len(paths)
-    names = export["classes"]
-    for path, p in zip(paths, probs if paths else []):
-        print(path)
-        for index in np.argsort(-p)[:min(args.top_k, len(names))]:
-            print("  %.4f  %s" % (p[index], names[index]))
+    print_predictions(paths, probs, export["classes"], args.top_k)
     if args.attention_map and paths:
         write_attention_map(args.attention_map, paths, images, maps)
     return EXIT_SOME_FAILED if bad else EXIT_OK
@@ -143,12 +125,7 @@ def main(argv=None):
     Returns:
       Exit status: 0 done, 1 some image missing or unreadable, 2 bad input.
     """
-    args = build_parser().parse_args(argv)
-    undo_logging = setup_logging(quiet=False)
-    try:
-        return _run(args)
-    finally:
-        undo_logging()
+    return predict_command(argv, build_parser(), _run)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import json
 import sys
 
 from vgg_patch.cli import train as train_cli
-from vgg_patch.cli.common import EXIT_USAGE, UsageError, report_error, setup_logging
+from vgg_patch.cli.common import UsageError
 from vgg_patch.training import config as config_lib
 from vgg_patch.training import slim_models
 from vgg_patch.training.slim_network import SlimNetwork, check_checkpoint_path
@@ -177,19 +177,8 @@ def main(argv=None):
     Returns:
       The exit status: 0 done, 1 training failed, 2 bad input, 130 interrupted.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    undo_logging = setup_logging(args.quiet)
-    try:
-        try:
-            args = resolve_slim_config(args)
-        except UsageError as err:
-            parser.print_usage(sys.stderr)
-            report_error(PROG, err)
-            return EXIT_USAGE
-        return train_cli.run_training(args, PROG, make_network)
-    finally:
-        undo_logging()
+    return train_cli.train_command(argv, build_parser(), resolve_slim_config, PROG,
+                                   make_network)
 
 
 if __name__ == "__main__":

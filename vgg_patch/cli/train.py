@@ -196,17 +196,29 @@ def main(argv=None):
     Returns:
       The exit status: 0 done, 1 training failed, 2 bad input, 130 interrupted.
     """
-    parser = build_parser()
+    return train_command(argv, build_parser(), resolve_config)
+
+
+def train_command(argv, parser, resolve, prog=PROG, make_network=None):
+    """A training command: parse, resolve, train; returns the exit status.
+
+    Args:
+      argv: command-line arguments (None: ``sys.argv[1:]``).
+      parser: the command's ``argparse`` parser.
+      resolve: completes and checks the parsed arguments (raises UsageError).
+      prog: the command's name, for its messages.
+      make_network: see :func:`vgg_patch.training.run.train`.
+    """
     args = parser.parse_args(argv)
     undo_logging = setup_logging(args.quiet)
     try:
         try:
-            args = resolve_config(args)
+            args = resolve(args)
         except UsageError as err:
             parser.print_usage(sys.stderr)
-            report_error(PROG, err)
+            report_error(prog, err)
             return EXIT_USAGE
-        return run_training(args)
+        return run_training(args, prog, make_network)
     finally:
         undo_logging()
 
