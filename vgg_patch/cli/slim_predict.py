@@ -19,7 +19,6 @@ with a warning); 2 bad input (no export, no image that can be read, ...).
 import argparse
 import sys
 
-
 from vgg_patch import data as data_lib
 from vgg_patch.cli.common import EXIT_FAILED as EXIT_SOME_FAILED
 from vgg_patch.cli.common import EXIT_OK, EXIT_USAGE, UsageError, report_error
