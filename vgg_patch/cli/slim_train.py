@@ -49,7 +49,7 @@ _DESCRIPTION = ("Train one of slim_attention.nets' tf-slim networks (--model), w
                 "Running the same command again resumes.")
 
 # vgg19-cbam-train's flags this command words or leaves out differently.
-_OWN_FLAGS = ("--weights", "--image-size", "--dropout")
+_OWN_FLAGS = ("--weights", "--image-size", "--dropout", "--train-dir", "--trainable-scopes")
 
 
 def _add_network_flags(a):
@@ -72,6 +72,12 @@ def _add_network_flags(a):
            "have none)")
     a("--batch-norm-decay", type=float,
       help="the ResNets' batch-norm decay (default tf-slim's 0.997; demo 0.9)")
+    a("--train-dir", help="checkpoints, summaries, class names and the export (default "
+                          "./slim-attention-train-MODEL[-ATTENTION], or "
+                          "./slim-attention-demo-MODEL[-ATTENTION] for the demo)")
+    a("--trainable-scopes",
+      help="comma-separated variable-scope prefixes to train, e.g. "
+           "'resnet_v1_50/logits'; everything else is frozen (default: train all)")
 
 
 def build_parser():
