@@ -14,6 +14,7 @@ import tf_slim.nets as tf_slim_nets
 
 import slim_attention as slim
 from slim_attention import nets
+from vgg_patch.cli import predict as predict_cli
 from vgg_patch.cli import slim_predict
 from vgg_patch.cli import slim_train
 from vgg_patch.training import run_dir, slim_export, slim_models
@@ -107,6 +108,9 @@ def test_demo_resumes_exports_and_predicts(tmp_path, capsys):
                              + images) == 0
     out = capsys.readouterr().out
     assert all(p in out for p in images) and os.path.getsize(out_png) > 0
+    # vgg19-cbam-predict points to the right command.
+    assert predict_cli.main(["--train-dir", train_dir] + images) == 2
+    assert "slim-attention-predict --train-dir" in capsys.readouterr().err
 
 
 def _zoo_checkpoint(path, model_fn, **kwargs):

@@ -40,6 +40,7 @@ from vgg_patch.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_precision
                                   check_precision_flags, report_error, setup_logging)
 from vgg_patch.cli.common import EXIT_FAILED as EXIT_SOME_FAILED
 from vgg_patch.session import session_config
+from vgg_patch.training import slim_export
 from vgg_patch.training.run_dir import (CLASSES_FILE, DEFAULT_TRAIN_DIR, DEMO_TRAIN_DIR,
                                         EXPORT_NAME, read_run_settings)
 
@@ -120,6 +121,10 @@ def resolve(args):
             raise UsageError("no weights: give --weights FILE.npy or --train-dir of a "
                              "vgg19-cbam-train run")
         weights = os.path.join(train_dir, EXPORT_NAME)
+        if os.path.isfile(os.path.join(train_dir, slim_export.EXPORT_JSON)):
+            raise UsageError("%r is a slim-attention-train run: predict with "
+                             "slim-attention-predict --train-dir %s" % (train_dir,
+                                                                        train_dir))
         if not os.path.isfile(weights):
             raise UsageError("%r has no exported weights (%s); finish a training run "
                              "there first or give --weights" % (train_dir,
