@@ -24,6 +24,8 @@ setup(
         "console_scripts": [
             "vgg19-cbam-train=vgg_patch.cli.train:main",
             "vgg19-cbam-predict=vgg_patch.cli.predict:main",
+            "slim-attention-train=vgg_patch.cli.slim_train:main",
+            "slim-attention-predict=vgg_patch.cli.slim_predict:main",
         ],
     },
 )

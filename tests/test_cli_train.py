@@ -97,7 +97,7 @@ def test_tensorboard_command_works_from_the_users_shell(monkeypatch, tmp_path):
 
 
 def test_second_signal_says_what_happened(capsys, monkeypatch):
-    def interrupted_twice(args, stop):
+    def interrupted_twice(args, stop, make_network=None):
         stop.handle(signal.SIGTERM, None)
         stop.handle(signal.SIGINT, None)
 

@@ -40,6 +40,7 @@ from vgg_patch.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_precision
                                   check_precision_flags, report_error, setup_logging)
 from vgg_patch.cli.common import EXIT_FAILED as EXIT_SOME_FAILED
 from vgg_patch.session import session_config
+from vgg_patch.training import slim_export
 from vgg_patch.training.run_dir import (CLASSES_FILE, DEFAULT_TRAIN_DIR, DEMO_TRAIN_DIR,
                                         EXPORT_NAME, read_run_settings)
 
@@ -120,6 +121,10 @@ def resolve(args):
             raise UsageError("no weights: give --weights FILE.npy or --train-dir of a "
                              "vgg19-cbam-train run")
         weights = os.path.join(train_dir, EXPORT_NAME)
+        if os.path.isfile(os.path.join(train_dir, slim_export.EXPORT_JSON)):
+            raise UsageError("%r is a slim-attention-train run: predict with "
+                             "slim-attention-predict --train-dir %s" % (train_dir,
+                                                                        train_dir))
         if not os.path.isfile(weights):
             raise UsageError("%r has no exported weights (%s); finish a training run "
                              "there first or give --weights" % (train_dir,
@@ -180,25 +185,46 @@ def predict(weights, class_names, image_size, paths, attention=True, batch_size=
         fetch = [pipe.labels_out, pipe.images, vgg.prob]
         if attention:
             fetch.append(vgg.attention_map)
-        outputs = []
         with tf.compat.v1.Session(graph=graph, config=session_config(bf16)) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            # The labels carry each image's index, so a dropped file cannot
-            # shift the results onto the wrong names.
-            pipe.initialize(sess, paths, np.arange(len(paths), dtype=np.int64))
-            while True:
-                try:
-                    outputs.append(sess.run(fetch))
-                except tf.errors.OutOfRangeError:
-                    break
-    if not outputs:
+            kept, merged = run_over_images(sess, pipe, fetch, paths)
+    if not kept:
         return [], None, None, None
+    return kept, merged[1], merged[2], merged[3] if attention else None
+
+
+def run_over_images(sess, pipe, fetch, paths):
+    """Runs ``fetch`` over every batch of ``pipe`` fed with ``paths``.
+
+    The pipeline's labels carry each image's index (``fetch[0]`` must be
+    ``pipe.labels_out``), so a file TensorFlow cannot decode, dropped by the
+    pipeline, cannot shift the results onto the wrong names; it is logged.
+
+    Args:
+      sess: the session.
+      pipe: a :class:`vgg_patch.data.ImagePipeline` (evaluation mode).
+      fetch: the tensors to fetch per batch, ``pipe.labels_out`` first.
+      paths: the image files.
+
+    Returns:
+      ``(kept_paths, merged)``: the paths that were decoded, and per fetched
+      tensor its batches concatenated (None if nothing was decoded).
+    """
+    import tensorflow as tf
+    pipe.initialize(sess, paths, np.arange(len(paths), dtype=np.int64))
+    outputs = []
+    while True:
+        try:
+            outputs.append(sess.run(fetch))
+        except tf.errors.OutOfRangeError:
+            break
+    if not outputs:
+        return [], None
     merged = [np.concatenate(parts) for parts in zip(*outputs)]
     kept = merged[0].tolist()
     for index in sorted(set(range(len(paths))) - set(kept)):
         logger.warning("skipping %s: TensorFlow could not decode it", paths[index])
-    return ([paths[i] for i in kept], merged[1], merged[2],
-            merged[3] if attention else None)
+    return [paths[i] for i in kept], merged
 
 
 def _has_attention_weights(weights):
@@ -208,7 +234,7 @@ def _has_attention_weights(weights):
     return ATTENTION_BLOCK_KEY in WeightsFile(weights).blocks
 
 
-def _readable_images(images):
+def readable_images(images):
     """The images Pillow can read, and how many were missing or corrupt.
 
     A missing image is skipped like a corrupt one: the others are still
@@ -230,7 +256,7 @@ def _readable_images(images):
     return checked, bad + len(missing)
 
 
-def _write_attention_map(out_png, paths, images, maps):
+def write_attention_map(out_png, paths, images, maps):
     """Logs each map's values and draws the figure to ``out_png``."""
     for path, amap in zip(paths, maps):
         logger.info("%s: %s", path, figure_lib.describe_map(amap).line)
@@ -247,7 +273,7 @@ def _run(args):
     try:
         check_precision_flags(args)
         weights, names, image_size = resolve(args)
-        checked, bad = _readable_images(args.images)
+        checked, bad = readable_images(args.images)
         try:
             if not args.no_attention and not _has_attention_weights(weights):
                 logger.warning("%s has no CBAM weights, so the attention block is "
@@ -262,14 +288,19 @@ def _run(args):
         report_error(PROG, err)
         return EXIT_USAGE
     bad += len(checked) - len(paths)
-    k = min(args.top_k, len(names))
+    print_predictions(paths, probs, names, args.top_k)
+    if args.attention_map and paths:
+        write_attention_map(args.attention_map, paths, images, maps)
+    return EXIT_SOME_FAILED if bad else EXIT_OK
+
+
+def print_predictions(paths, probs, names, top_k):
+    """Prints each path and its ``top_k`` classes with their probabilities."""
+    k = min(top_k, len(names))
     for path, p in zip(paths, probs if paths else []):
         print(path)
         for index in np.argsort(-p)[:k]:
             print("  %.4f  %s" % (p[index], names[index]))
-    if args.attention_map and paths:
-        _write_attention_map(args.attention_map, paths, images, maps)
-    return EXIT_SOME_FAILED if bad else EXIT_OK
 
 
 def main(argv=None):
@@ -282,11 +313,16 @@ def main(argv=None):
       Exit status: 0 done, 1 some image missing or unreadable, 2 bad input
       (including: not one image could be read).
     """
-    parser = build_parser()
+    return predict_command(argv, build_parser(), _run)
+
+
+def predict_command(argv, parser, run):
+    """A prediction command: parse ``argv``, log to stderr, ``run(args)``; returns
+    its exit status."""
     args = parser.parse_args(argv)
     undo_logging = setup_logging(quiet=False)
     try:
-        return _run(args)
+        return run(args)
     finally:
         undo_logging()
 

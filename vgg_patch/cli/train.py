@@ -63,7 +63,7 @@ _DESCRIPTION = ("Retrain tensorflow-vgg's VGG19 with CBAM after pool5 on a folde
                 "from the newest checkpoint.")
 
 
-def _add_data_flags(a):
+def add_data_flags(a):
     """What to train on and where the run lives."""
     a("--data-dir", help="folder with one subfolder of images (JPEG/PNG/BMP/GIF) per "
                          "class; without it: the built-in digits demo")
@@ -86,7 +86,7 @@ def _add_data_flags(a):
     a("--max-steps", type=int, help="stop after this many steps in total")
 
 
-def _add_recipe_flags(a):
+def add_recipe_flags(a):
     """The optimisation recipe (defaults that depend on the mode: training.config)."""
     a("--optimizer", choices=("momentum", "adam"),
       help="momentum SGD or Adam (default: adam from scratch, momentum with "
@@ -112,7 +112,7 @@ def _add_recipe_flags(a):
       help="no random left-right flips (default: flips on; off for the demo)")
 
 
-def _add_output_flags(a):
+def add_output_flags(a):
     """Checkpoints, summaries and the seed."""
     a("--checkpoint-every", type=int, default=500,
       help="save a checkpoint every N steps, besides each epoch end (default 500)")
@@ -130,14 +130,14 @@ def _add_output_flags(a):
 def build_parser():
     """Returns the argparse parser of ``vgg19-cbam-train``.
 
-    A new flag goes into the group it belongs to (the ``_add_*_flags``
+    A new flag goes into the group it belongs to (the ``add_*_flags``
     functions, in --help order); a default that depends on the mode goes into
     :mod:`vgg_patch.training.config`'s ``DATA_DEFAULTS``/recipes, its range
     check into ``vgg_patch.training.config``; the code that uses it reads
     ``args.<flag>``.
     """
     p = argparse.ArgumentParser(prog=PROG, description=_DESCRIPTION)
-    for add_flags in (_add_data_flags, _add_recipe_flags, _add_output_flags):
+    for add_flags in (add_data_flags, add_recipe_flags, add_output_flags):
         add_flags(p.add_argument)
     add_precision_flags(p, "training")
     p.add_argument("-q", "--quiet", action="store_true",
@@ -155,20 +155,26 @@ def tensorboard_command():
     return shlex.quote(beside) if os.path.exists(beside) else "tensorboard"
 
 
-def _run(args):
-    """Trains as ``args`` say; prints the result; returns the exit status."""
+def run_training(args, prog=PROG, make_network=None):
+    """Trains as ``args`` say; prints the result; returns the exit status.
+
+    Args:
+      args: the resolved configuration.
+      prog: the command's name, for its messages.
+      make_network: see :func:`vgg_patch.training.run.train`.
+    """
     t0 = time.time()
     try:
         with StopRequest() as stop:
-            result = train(args, stop)
+            result = train(args, stop, make_network)
     except UsageError as err:
-        report_error(PROG, err)
+        report_error(prog, err)
         return EXIT_USAGE
     except TrainingFailed as err:
-        report_error(PROG, err)
+        report_error(prog, err)
         return EXIT_FAILED
     except (Interrupted, KeyboardInterrupt) as err:
-        print("%s: %s" % (PROG, str(err) or "interrupted before a checkpoint could be "
+        print("%s: %s" % (prog, str(err) or "interrupted before a checkpoint could be "
                           "saved; the previous checkpoint is intact"), file=sys.stderr)
         return EXIT_INTERRUPTED
     print("best validation accuracy: %.3f (epoch %d; %d steps, %s); best weights: %s; "
@@ -190,17 +196,29 @@ def main(argv=None):
     Returns:
       The exit status: 0 done, 1 training failed, 2 bad input, 130 interrupted.
     """
-    parser = build_parser()
+    return train_command(argv, build_parser(), resolve_config)
+
+
+def train_command(argv, parser, resolve, prog=PROG, make_network=None):
+    """A training command: parse, resolve, train; returns the exit status.
+
+    Args:
+      argv: command-line arguments (None: ``sys.argv[1:]``).
+      parser: the command's ``argparse`` parser.
+      resolve: completes and checks the parsed arguments (raises UsageError).
+      prog: the command's name, for its messages.
+      make_network: see :func:`vgg_patch.training.run.train`.
+    """
     args = parser.parse_args(argv)
     undo_logging = setup_logging(args.quiet)
     try:
         try:
-            args = resolve_config(args)
+            args = resolve(args)
         except UsageError as err:
             parser.print_usage(sys.stderr)
-            report_error(PROG, err)
+            report_error(prog, err)
             return EXIT_USAGE
-        return _run(args)
+        return run_training(args, prog, make_network)
     finally:
         undo_logging()
 

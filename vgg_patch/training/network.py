@@ -3,7 +3,7 @@
 The trainer (:mod:`vgg_patch.training.graph`, :mod:`~vgg_patch.training.loop`)
 never names a network class: it gets an object with this interface, and
 :class:`Vgg19Network` (tensorflow-vgg's VGG19 with CBAM after pool5) is the
-first one. Another tf-slim network joins by implementing the same five
+first one. Another tf-slim network joins by implementing the same six
 members:
 
 * ``estimate_memory(image_size, batch_size, optimizer)`` -> ``(parameters,
@@ -17,7 +17,12 @@ members:
   export writes;
 * ``save(sess, path)``: writes the trained weights to ``path`` (written to a
   temp file, then renamed); returns the path;
-* ``export_name``: the path of that file inside the run's folder.
+* ``export_name``: the path of that file inside the run's folder;
+* ``run_settings``: a dict of what ``run.json`` records about the network
+  (``model``, ``attention``), refused on resume when it changed.
+
+:class:`vgg_patch.training.slim_network.SlimNetwork` (slim_attention.nets'
+ResNets and VGGs, ``slim-attention-train``) is the second.
 """
 import dataclasses
 import typing
@@ -90,6 +95,7 @@ class Vgg19Network:
     """
 
     export_name = EXPORT_NAME
+    run_settings = {"attention": "cbam"}
 
     def __init__(self, num_classes, weights=None, dropout=0.5, winograd=False):
         self.num_classes = int(num_classes)

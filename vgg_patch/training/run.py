@@ -36,13 +36,16 @@ def _plan(args, dataset):
     return steps_per_epoch, total_steps
 
 
-def train(args, stop=None):
+def train(args, stop=None, make_network=None):
     """Runs (or resumes) training as configured; exports the best weights.
 
     Args:
       args: the resolved configuration (:func:`vgg_patch.training.config.resolve_config`).
       stop: a :class:`~vgg_patch.training.signals.StopRequest` (or anything
         with ``requested``); default: never.
+      make_network: ``make_network(args, dataset)`` returns the network to
+        train (see :mod:`vgg_patch.training.network`); default: VGG19+CBAM
+        as ``args`` configure it.
 
     Returns:
       A dict with ``best_accuracy``, ``best_epoch``, ``global_step``,
@@ -64,9 +67,12 @@ def train(args, stop=None):
     if args.num_classes is not None and args.num_classes != num_classes:
         raise UsageError("--num-classes %d does not match the %d class folders of %r"
                          % (args.num_classes, num_classes, dataset.data_dir))
-    network = Vgg19Network(num_classes, args.weights, args.dropout, args.winograd)
+    if make_network is None:
+        network = Vgg19Network(num_classes, args.weights, args.dropout, args.winograd)
+    else:
+        network = make_network(args, dataset)
     check_model_fits(args, num_classes, network)
-    check_or_write_run_files(args, dataset, num_classes)
+    check_or_write_run_files(args, dataset, num_classes, network.run_settings)
     remove_temp_files(args.train_dir)
     steps_per_epoch, total_steps = _plan(args, dataset)
     check_stop(stop, "before building the graph")

@@ -105,11 +105,11 @@ def _check_resumed_run(args, dataset, settings):
                                  short_list(dataset.class_names)))
     if os.path.exists(os.path.join(args.train_dir, RUN_FILE)):
         old = read_run_settings(args.train_dir)
-        for key in ("image_size", "num_classes"):
-            if old.get(key) != settings[key]:
+        for key in ("image_size", "num_classes", "model", "attention"):
+            if old.get(key, settings.get(key)) != settings.get(key):
                 raise UsageError("--train-dir %r holds a run with %s=%r, not %r; use "
                                  "another --train-dir" % (args.train_dir, key,
-                                                          old.get(key), settings[key]))
+                                                          old.get(key), settings.get(key)))
         for key in ("num_train", "seed", "batch_size"):
             if old.get(key) != settings[key]:
                 logger.warning("%s changed since the run in %s was started (%r -> %r): "
@@ -117,7 +117,7 @@ def _check_resumed_run(args, dataset, settings):
                                args.train_dir, old.get(key), settings[key])
 
 
-def check_or_write_run_files(args, dataset, num_classes):
+def check_or_write_run_files(args, dataset, num_classes, network_settings=None):
     """Writes ``classes.txt`` and ``run.json``; first checks them against a run to resume.
 
     The check applies only when ``--train-dir`` holds checkpoints: files left
@@ -127,16 +127,20 @@ def check_or_write_run_files(args, dataset, num_classes):
       args: the resolved configuration.
       dataset: the run's :class:`vgg_patch.training.dataset.Dataset`.
       num_classes: number of classes.
+      network_settings: what the network's ``run_settings`` records (e.g.
+        ``model``, ``attention``), checked on resume where the old run has it.
 
     Raises:
-      UsageError: if the train dir holds a run with other classes or image size,
-        or cannot be written.
+      UsageError: if the train dir holds a run with other classes, image size
+        or network, or cannot be written.
     """
     settings = {"image_size": args.image_size, "num_classes": num_classes,
-                "attention": "cbam", "weights": args.weights,
-                "data_dir": dataset.data_dir, "val_dir": args.val_dir,
-                "seed": args.seed, "num_train": len(dataset.train_paths),
-                "num_val": len(dataset.val_paths), "batch_size": args.batch_size}
+                "attention": "cbam"}
+    settings.update(network_settings or {})
+    settings.update({"weights": args.weights, "data_dir": dataset.data_dir,
+                     "val_dir": args.val_dir, "seed": args.seed,
+                     "num_train": len(dataset.train_paths),
+                     "num_val": len(dataset.val_paths), "batch_size": args.batch_size})
     if checkpoint_candidates(args.train_dir):
         _check_resumed_run(args, dataset, settings)
     try:

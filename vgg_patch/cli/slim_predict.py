@@ -1,0 +1,131 @@
+"""slim-attention-predict: top-5 classes of images with a slim-attention-train export.
+
+::
+
+    slim-attention-predict --train-dir slim-attention-demo-resnet_v1_50-cbam \\
+        digit.png --attention-map att.png
+
+The run's ``export/slim-attention.json`` names the network (model, attention,
+classes, image size; see :mod:`vgg_patch.training.slim_export`); the network
+is built as in training and its model variables restored from
+``export/slim-attention.ckpt``. Images are preprocessed like validation images
+(shorter side resized, central crop). ``--attention-map OUT.png`` draws, as
+``vgg19-cbam-predict`` does, the deepest spatial attention map (CBAM and SAM
+have one; the other blocks do not, and the flag is refused for them).
+
+Exit status: 0 done; 1 some image is missing or could not be read (skipped
+with a warning); 2 bad input (no export, no image that can be read, ...).
+"""
+import argparse
+import sys
+
+from vgg_patch import data as data_lib
+from vgg_patch.cli.common import EXIT_FAILED as EXIT_SOME_FAILED
+from vgg_patch.cli.common import EXIT_OK, EXIT_USAGE, UsageError, report_error
+from vgg_patch.cli.predict import (predict_command, print_predictions, readable_images,
+                                   run_over_images, write_attention_map)
+from vgg_patch.training import slim_export
+
+PROG = "slim-attention-predict"
+
+# The blocks with a spatial map (slim_attention's ATTENTION_MAPS collection).
+SPATIAL_BLOCKS = ("cbam", "sam")
+
+
+def build_parser():
+    """Returns the argparse parser of ``slim-attention-predict``."""
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Print the top-5 classes of images with the network a "
+                               "slim-attention-train run exported, and optionally draw "
+                               "its spatial attention map (CBAM, SAM).")
+    a = p.add_argument
+    a("images", nargs="+", metavar="IMAGE", help="image files (JPEG/PNG/BMP/GIF)")
+    a("--train-dir", required=True, help="the slim-attention-train run folder")
+    a("--top-k", type=int, default=5, help="classes to print per image (default 5)")
+    a("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    a("--attention-map", metavar="OUT.png",
+      help="write the deepest spatial attention map over each image to this PNG "
+           "(CBAM and SAM only)")
+    return p
+
+
+def predict(export, paths, batch_size=16):
+    """Runs the exported network on image files, preprocessed like validation images.
+
+    Args:
+      export: the export's description (:func:`vgg_patch.training.slim_export.read`).
+      paths: image files (already checked with Pillow).
+      batch_size: images per forward pass.
+
+    Returns:
+      ``(kept_paths, images, probabilities [N, classes], attention_maps or
+      None)``; a file TensorFlow cannot decode is left out (with a warning).
+
+    Raises:
+      ValueError: the export does not fit the network it names.
+    """
+    import tensorflow as tf
+    from vgg_patch.training.slim_network import SlimNetwork
+    network = SlimNetwork(export["model"], export["num_classes"], export["attention"],
+                          export.get("attention_params"))
+    graph = tf.Graph()
+    with graph.as_default():
+        pipe = data_lib.ImagePipeline(export["image_size"], batch_size, False,
+                                      name="predict_input")
+        output = network.build(pipe.images, False)
+        fetch = [pipe.labels_out, pipe.images, tf.nn.softmax(output.logits)]
+        if output.attention_map is not None:
+            fetch.append(output.attention_map)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            try:
+                network.restore(sess, export["checkpoint"])
+            except (tf.errors.OpError, ValueError) as err:
+                raise ValueError("%s does not restore into %s: %s" % (
+                    export["checkpoint"], export["model"],
+                    str(err).strip().splitlines()[0])) from None
+            kept, merged = run_over_images(sess, pipe, fetch, paths)
+    if not kept:
+        return [], None, None, None
+    return kept, merged[1], merged[2], merged[3] if len(merged) > 3 else None
+
+
+def _run(args):
+    """Predicts as ``args`` say; returns the exit status."""
+    try:
+        if args.top_k < 1 or args.batch_size < 1:
+            raise UsageError("--top-k and --batch-size must be >= 1, got %r and %r"
+                             % (args.top_k, args.batch_size))
+        try:
+            export = slim_export.read(args.train_dir)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if args.attention_map and export["attention"] not in SPATIAL_BLOCKS:
+            raise UsageError("--attention-map needs a block with a spatial map (%s); "
+                             "this %s has %s" % (", ".join(SPATIAL_BLOCKS),
+                                                 export["model"], export["attention"]))
+        checked, bad = readable_images(args.images)
+        try:
+            paths, images, probs, maps = predict(export, checked, args.batch_size)
+        except (OSError, ValueError) as err:
+            raise UsageError(str(err).splitlines()[0]) from None
+    except UsageError as err:
+        report_error(PROG, err)
+        return EXIT_USAGE
+    bad += len(checked) - len(paths)
+    print_predictions(paths, probs, export["classes"], args.top_k)
+    if args.attention_map and paths:
+        write_attention_map(args.attention_map, paths, images, maps)
+    return EXIT_SOME_FAILED if bad else EXIT_OK
+
+
+def main(argv=None):
+    """Entry point of ``slim-attention-predict``.
+
+    Returns:
+      Exit status: 0 done, 1 some image missing or unreadable, 2 bad input.
+    """
+    return predict_command(argv, build_parser(), _run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
