@@ -186,7 +186,7 @@ def render(res):
     sums = network_sums(rows)
     lines = ["- %d px %s batch %d: direct %.0f ms, Winograd %.0f ms, speed-up %.2f" % (
         size, mode, batch, d, w, d / w) for (size, mode, batch), (d, w) in sorted(sums.items())]
-    text.append("Sum over VGG19's conv2-conv5 layers (each shape x its count):\n\n"
+    text.append("Sum over VGG19's conv1_2 ... conv5_4 (each shape x its count):\n\n"
                 + "\n".join(lines))
     text.append("Load average: " + "; ".join(res.get("loadavg", [])))
     return "\n\n".join(text)

@@ -11,7 +11,8 @@ pays"):
 * on CPU in float32, a layer uses Winograd when its input side (pixels, after
   the pools before it) is within the range where it measured faster:
   :data:`TRAINING_SIDES` for training (forward + backward, batch 16),
-  :data:`INFERENCE_SIDES` for inference (faster at batch 1 and 16);
+  :data:`INFERENCE_SIDES` for inference at batch 16 and
+  :data:`SMALL_BATCH_INFERENCE_SIDES` at smaller batches (forward, batch 1);
 * on GPU, direct (cuDNN chooses its own algorithms, Winograd among them);
 * with ``--bf16``, direct (the bfloat16 rewrite leaves Winograd's layers in
   float32, slower than bf16's direct kernels);
@@ -31,18 +32,40 @@ import logging
 from vgg_patch import layout
 from vgg_patch import session
 
-__all__ = ['TRAINING_SIDES', 'INFERENCE_SIDES', 'ConvPath', 'winograd_layers',
+__all__ = ['TRAINING_SIDES', 'INFERENCE_SIDES', 'SMALL_BATCH_INFERENCE_SIDES', 'FULL_BATCH',
+           'ConvPath', 'winograd_layers',
            'has_gpu', 'choose_conv_path', 'bf16_hint']
 
 _LOG = logging.getLogger(__name__)
 
-#: Layer -> (smallest, largest) input side, in pixels, at which Winograd is
-#: used when training. Layers not listed stay direct.
-TRAINING_SIDES = {}
+_ANY = 1 << 30  # no upper limit (measured up to 224 px inputs)
 
-#: Layer -> (smallest, largest) input side at which Winograd is used for
-#: inference. Layers not listed stay direct.
-INFERENCE_SIDES = {}
+
+def _stages(**sides):
+    """``{layer: (side, _ANY)}`` for every conv layer of the given stages,
+    e.g. ``conv3=8``: conv3_1 ... conv3_4 from an 8-pixel input side up."""
+    return {name: (sides[name[:5]], _ANY) for name, _, _ in layout.CONV_LAYERS
+            if name[:5] in sides}
+
+
+#: Layer -> (smallest, largest) input side, in pixels, at which Winograd is
+#: used when training (forward + backward measured faster at batch 16).
+#: Layers not listed stay direct. Stages 1-2 measured faster per layer too,
+#: but are left direct until the whole network's time and memory with them
+#: are measured (docs/benchmarks.md).
+TRAINING_SIDES = _stages(conv3=8, conv4=4, conv5=4)
+
+#: The same for inference at batch 16 (the predictor's batch).
+INFERENCE_SIDES = _stages(conv3=8, conv4=8, conv5=7)
+
+#: The same for inference at smaller batches: at batch 1 the filter transform,
+#: done on every call, is not spread over many images (measured at batch 1).
+SMALL_BATCH_INFERENCE_SIDES = {'conv3_1': (40, _ANY), 'conv4_1': (28, _ANY),
+                               **{'conv3_%d' % i: (28, _ANY) for i in (2, 3, 4)},
+                               **{'conv4_%d' % i: (20, _ANY) for i in (2, 3, 4)}}
+
+#: Inference batches from this size up use :data:`INFERENCE_SIDES`.
+FULL_BATCH = 16
 
 
 def _side(image_size, layer):
@@ -53,12 +76,14 @@ def _side(image_size, layer):
     return side
 
 
-def winograd_layers(image_size, training):
+def winograd_layers(image_size, training, batch=FULL_BATCH):
     """The conv layers the rule computes by Winograd at ``image_size`` px.
 
     Args:
       image_size: the network's input height and width, in pixels.
       training: True for a training step, False for inference.
+      batch: images per inference step; below :data:`FULL_BATCH` the
+        small-batch table applies (ignored when training).
 
     Returns:
       A tuple of layer names, in the network's order (empty: all direct).
@@ -68,7 +93,10 @@ def winograd_layers(image_size, training):
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise ValueError('image_size must be a positive int, got %r' % (image_size,))
-    table = TRAINING_SIDES if training else INFERENCE_SIDES
+    if training:
+        table = TRAINING_SIDES
+    else:
+        table = INFERENCE_SIDES if batch >= FULL_BATCH else SMALL_BATCH_INFERENCE_SIDES
     return tuple(name for name, _, _ in layout.CONV_LAYERS
                  if name in table and table[name][0] <= _side(image_size, name)
                  <= table[name][1])
@@ -94,10 +122,17 @@ class ConvPath:
 
 
 def _span(names):
-    return names[0] if len(names) == 1 else '%s ... %s' % (names[0], names[-1])
+    """'conv3_1-4, conv4_2-4': the layers, stage by stage."""
+    stages = {}
+    for name in names:
+        stages.setdefault(name[:5], []).append(name[6:])
+    return ', '.join('%s_%s' % (stage, '-'.join((idx[0], idx[-1])) if len(idx) > 1
+                                and int(idx[-1]) - int(idx[0]) == len(idx) - 1
+                                else ','.join(idx)) for stage, idx in stages.items())
 
 
-def choose_conv_path(flag, bf16, image_size, training, gpu=None):
+def choose_conv_path(flag, bf16, image_size, training, gpu=None,  # pylint: disable=too-many-arguments
+                     batch=FULL_BATCH):
     """The convolution path of a command.
 
     Args:
@@ -107,6 +142,7 @@ def choose_conv_path(flag, bf16, image_size, training, gpu=None):
       training: True for the trainer, False for the predictor.
       gpu: whether a GPU is used; None asks TensorFlow (:func:`has_gpu`), only
         when the answer matters.
+      batch: images per inference step (see :func:`winograd_layers`).
 
     Returns:
       A :class:`ConvPath`.
@@ -119,7 +155,7 @@ def choose_conv_path(flag, bf16, image_size, training, gpu=None):
     if bf16:
         return ConvPath((), 'convolutions: direct (default with --bf16: bfloat16 runs '
                             "oneDNN's direct kernels)")
-    layers = winograd_layers(image_size, training)
+    layers = winograd_layers(image_size, training, batch)
     if not layers:
         return ConvPath((), 'convolutions: direct (default: Winograd does not pay at %d px '
                             'on CPU, docs/benchmarks.md; --winograd forces it)' % image_size)

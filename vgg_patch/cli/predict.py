@@ -47,6 +47,7 @@ from vgg_patch.training.run_dir import (CLASSES_FILE, DEFAULT_TRAIN_DIR, DEMO_TR
 logger = logging.getLogger("vgg_patch.predict")  # also under python -m
 
 PROG = "vgg19-cbam-predict"
+PREDICT_BATCH = 16  # images per forward pass
 
 
 def build_parser():
@@ -145,7 +146,8 @@ def resolve(args):
     return weights, names, int(image_size)
 
 
-def predict(weights, class_names, image_size, paths, attention=True, batch_size=16,
+def predict(weights, class_names, image_size, paths, attention=True,
+            batch_size=PREDICT_BATCH,
             bf16=False, winograd=False):
     """Runs the network on image files, preprocessed like validation images.
 
@@ -250,7 +252,8 @@ def _run(args):
         check_precision_flags(args)
         weights, names, image_size = resolve(args)
         checked, bad = _readable_images(args.images)
-        path = choose_conv_path(args.winograd, args.bf16, image_size, training=False)
+        path = choose_conv_path(args.winograd, args.bf16, image_size, training=False,
+                                batch=min(len(checked), PREDICT_BATCH))
         logger.info("%s", path.reason)
         try:
             if not args.no_attention and not _has_attention_weights(weights):
