@@ -32,7 +32,7 @@ def test_defaults_table_gives_marginal_rates_and_round_ratios():
              "predict_img_s": 5.0, "keras_infer_img_s": 4.0, "predict_ratio": 1.25,
              "train_path": "convolutions: x", "predict_path": "convolutions: y"}
             for r in (1, 1.5, 2)]
-    text = case_defaults.render({"rows": rows, "size": 224, "steps": (2, 6),
+    text = case_defaults.render({"rows": rows, "size": 224, "steps": 6,
                                  "predict_images": (16, 112), "loadavg": ["1 1 1"]})
     assert "| vgg19-cbam-train (defaults) | 224 | 16 | 3.00 [2.50, 3.50] |" in text
     assert "3.00 [2.50, 3.50] | 3 | convolutions: x |" in text
