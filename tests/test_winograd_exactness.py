@@ -92,8 +92,9 @@ def _rel(a, b):
 
 
 def test_the_rules_layers_agree_with_direct_on_a_generated_test_set(npy):
-    count = 1000 if SIZE <= 48 else 200
-    images = test_set(count)
+    # >= 99.9% of 250 images: every one must agree (docs/benchmarks.md gives
+    # the figures on 1000).
+    images = test_set(250)
     direct = _logits(npy, False, images)
     wino = _logits(npy, LAYERS, images)
     agree = np.mean(np.argmax(wino, 1) == np.argmax(direct, 1))
