@@ -198,6 +198,8 @@ _RENDER = {
     "build": _build_table,
     "bf16": _bf16_table,
     "pipeline": _pipeline_table,
+    "winograd": lambda res: __import__("case_winograd").render(res),
+    "defaults": lambda res: __import__("case_defaults").render(res),
 }
 
 

@@ -30,6 +30,12 @@ Cases (``--only`` takes these names):
   with the logits' relative error.
 - ``pipeline``: vgg_patch.data's tf.data pipeline, images/s, against what the
   training step consumes.
+- ``winograd``: direct against Winograd convolutions per VGG19 layer shape and
+  input size (32-224 px), forward at batch 1 and 16 and forward + backward at
+  16: where Winograd pays (the rule of :mod:`vgg_patch.fastpath`).
+- ``defaults``: what users get: ``vgg19-cbam-train`` (224 px, batch 16) and
+  ``vgg19-cbam-predict`` at their defaults, marginal images/s without
+  start-up, against a Keras VGG19 training step and inference, per round.
 
 Every case runs in its own subprocess (clean TensorFlow state; its own peak
 memory). Within a case the contestants are timed interleaved, round by round,
@@ -59,6 +65,8 @@ CASES = {
     "build": ("case_build", "run"),
     "bf16": ("case_bf16", "run"),
     "pipeline": ("case_pipeline", "run"),
+    "winograd": ("case_winograd", "run"),
+    "defaults": ("case_defaults", "run"),
 }
 
 

@@ -174,7 +174,7 @@ def test_vgg_unsized_input_stays_direct_with_a_warning(graph, caplog):
 
 
 def test_vgg_winograd_must_be_a_bool():
-    with pytest.raises(TypeError, match="winograd must be a bool, got 'yes'"):
+    with pytest.raises(TypeError, match="winograd must be a bool or a collection of conv layer names.*got 'yes'"):
         Vgg19(winograd='yes')
 
 

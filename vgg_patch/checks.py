@@ -10,8 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from vgg_patch import _shapes
+from vgg_patch import layout
 
-__all__ = ['ATTENTIONS', 'check_args', 'check_rgb', 'check_train_mode']
+__all__ = ['ATTENTIONS', 'check_args', 'check_rgb', 'check_train_mode', 'check_winograd']
 
 #: The values of Vgg19's ``attention``.
 ATTENTIONS = ('cbam', None)
@@ -29,8 +30,7 @@ def check_args(vgg19_npy_path, trainable, dropout, attention, num_classes, inclu
         raise TypeError('trainable must be a bool, got %r' % (trainable,))
     if not isinstance(include_top, bool):
         raise TypeError('include_top must be a bool, got %r' % (include_top,))
-    if not isinstance(winograd, bool):
-        raise TypeError('winograd must be a bool, got %r' % (winograd,))
+    check_winograd(winograd)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)):
         raise TypeError('dropout must be a number in [0, 1) (the fraction dropped), '
                         'got %r' % (dropout,))
@@ -45,6 +45,30 @@ def check_args(vgg19_npy_path, trainable, dropout, attention, num_classes, inclu
         raise ValueError('num_classes must be a positive int, got %r' % (num_classes,))
     if vgg19_npy_path is not None and not isinstance(vgg19_npy_path, (str, os.PathLike)):
         raise TypeError('vgg19_npy_path must be a path or None, got %r' % (vgg19_npy_path,))
+
+
+def check_winograd(winograd):
+    """Returns the conv layers Vgg19's ``winograd`` names, as a tuple.
+
+    ``True`` means :data:`vgg_patch.layout.WINOGRAD_LAYERS` (stages 3-5),
+    ``False`` none; a list, tuple or set of names of
+    :data:`vgg_patch.layout.CONV_LAYERS` means those.
+
+    Raises:
+      TypeError: ``winograd`` is neither a bool nor a collection of names.
+      ValueError: a name is not one of VGG19's convolutions.
+    """
+    if isinstance(winograd, bool):
+        return layout.WINOGRAD_LAYERS if winograd else ()
+    if not isinstance(winograd, (list, tuple, set, frozenset)):
+        raise TypeError('winograd must be a bool or a collection of conv layer names '
+                        '(e.g. %r), got %r' % (layout.WINOGRAD_LAYERS[:2], winograd))
+    names = [name for name, _, _ in layout.CONV_LAYERS]
+    unknown = sorted(str(n) for n in winograd if n not in names)
+    if unknown:
+        raise ValueError('winograd names unknown conv layer(s) %s; VGG19 has %s'
+                         % (', '.join(unknown), ', '.join(names)))
+    return tuple(name for name in names if name in winograd)
 
 
 def check_rgb(rgb):

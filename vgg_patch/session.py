@@ -12,21 +12,38 @@ import logging
 
 _LOG = logging.getLogger(__name__)
 
-# /proc/cpuinfo flags of CPUs with native bfloat16 arithmetic.
+#: Where Linux lists each CPU's feature flags (the CPUID bits the kernel read).
+CPUINFO = '/proc/cpuinfo'
+
+# The CPUID feature flags of native bfloat16 arithmetic, as the kernel names them
+# (what oneDNN dispatches on: AVX-512 BF16, AMX-BF16), never the CPU model name.
 _BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
 
 
-def cpu_has_bf16():
-    """True if /proc/cpuinfo lists AVX-512 BF16 or AMX-BF16 (False where unknown)."""
+def cpu_bf16_flags(cpuinfo_path=CPUINFO):
+    """The bfloat16 feature flags the first CPU of ``cpuinfo_path`` lists.
+
+    Args:
+      cpuinfo_path: a file in /proc/cpuinfo's format (its ``flags`` line).
+
+    Returns:
+      A tuple, a subset of ``('avx512_bf16', 'amx_bf16')``; empty where none
+      or unknown (no such file, no flags line).
+    """
     try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
+        with open(cpuinfo_path, encoding='utf-8') as f:
             for line in f:
                 if line.startswith('flags'):
                     flags = line.split(':', 1)[1].split()
-                    return any(flag in flags for flag in _BF16_CPU_FLAGS)
+                    return tuple(flag for flag in _BF16_CPU_FLAGS if flag in flags)
     except OSError:
         pass
-    return False
+    return ()
+
+
+def cpu_has_bf16(cpuinfo_path=CPUINFO):
+    """True if the CPU lists AVX-512 BF16 or AMX-BF16 (False where unknown)."""
+    return bool(cpu_bf16_flags(cpuinfo_path))
 
 
 def session_config(bf16=False):

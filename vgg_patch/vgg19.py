@@ -114,12 +114,14 @@ class Vgg19:
       winograd: True computes the 3x3 convolutions of stages 3-5
         (:data:`WINOGRAD_LAYERS`) by Winograd F(2x2, 3x3)
         (:mod:`vgg_patch.winograd`) instead of ``tf.nn.conv2d``: faster on
-        CPU in float32, training and inference (docs/benchmarks.md). Same
-        variables and files; outputs equal the direct convolution's up to
-        float32 round-off, not bit for bit. On GPU, cuDNN picks its own fast
-        algorithms: leave it False there. A layer whose input has no static
-        height or width (``include_top=False`` on an unsized placeholder)
-        stays direct, with a warning.
+        CPU in float32 (docs/benchmarks.md); a collection of conv layer
+        names, on those only (:func:`vgg_patch.fastpath.winograd_layers`);
+        False (default): tensorflow-vgg's direct network. Same variables
+        and files; outputs equal the direct convolution's up to float32
+        round-off, not bit for bit. On GPU, cuDNN picks its own algorithms:
+        leave it False there. A layer whose input has no static height or
+        width (``include_top=False`` on an unsized placeholder) stays
+        direct, with a warning.
 
     Attributes:
       conv1_1 ... conv5_4, pool1 ... pool5: the layers' outputs (after build).
@@ -150,7 +152,7 @@ class Vgg19:
         self.attention = attention
         self.num_classes = int(num_classes)
         self.include_top = include_top
-        self.winograd = winograd
+        self.winograd, self.winograd_layers = winograd, checks.check_winograd(winograd)
         self.var_dict = {}
         self._weights = (None if vgg19_npy_path is None
                          else weights_lib.WeightsFile(self.vgg19_npy_path))
@@ -299,12 +301,12 @@ class Vgg19:
     def conv_layer(self, bottom, in_channels, out_channels, name):
         """3x3 convolution, bias, relu, in variable scope ``name``.
 
-        With ``winograd`` the convolutions in :data:`WINOGRAD_LAYERS` use
+        The convolutions in ``self.winograd_layers`` (see ``winograd``) use
         :func:`vgg_patch.winograd.conv2d_3x3`.
         """
         with tf1.variable_scope(name):
             filt, conv_biases = self.get_conv_var(3, in_channels, out_channels, name)
-            use_winograd = self.winograd and name in WINOGRAD_LAYERS
+            use_winograd = name in self.winograd_layers
             if use_winograd and not winograd_lib.supports(bottom, filt):
                 logger.warning('%s: input %s has no static height and width; '
                                'computing it with tf.nn.conv2d, not Winograd',

@@ -4,6 +4,7 @@ The errors that end a command, their exit statuses, the logging set-up of a
 command-line call, the precision flags (``--bf16``, ``--winograd``) and their
 check. No TensorFlow here: ``--help`` must stay fast.
 """
+import argparse
 import logging
 import sys
 
@@ -60,7 +61,10 @@ def setup_logging(quiet):
 
 
 def add_precision_flags(parser, task):
-    """Adds ``--bf16`` and ``--winograd`` to a command's parser.
+    """Adds ``--bf16`` and ``--winograd``/``--no-winograd`` to a command's parser.
+
+    ``args.winograd`` is True, False, or None (neither: the default path,
+    :func:`vgg_patch.fastpath.choose_conv_path`).
 
     Args:
       parser: the ``argparse.ArgumentParser``.
@@ -71,10 +75,13 @@ def add_precision_flags(parser, task):
         help="compute in bfloat16 (oneDNN mixed precision; fast on CPUs with AVX-512 "
              "BF16/AMX, see docs/benchmarks.md); weights and checkpoints stay float32")
     parser.add_argument(
-        "--winograd", action="store_true",
-        help="compute the 3x3 convolutions of stages 3-5 by Winograd F(2x2, 3x3): "
-             "faster float32 %s on CPU (docs/benchmarks.md), same weights and "
-             "checkpoints (not with --bf16; not on GPU)" % task)
+        "--winograd", action=argparse.BooleanOptionalAction, default=None,
+        help="--winograd: compute the 3x3 convolutions of stages 3-5 by Winograd "
+             "F(2x2, 3x3); --no-winograd: direct convolutions everywhere. Default: "
+             "on CPU in float32, Winograd in the layers and at the image sizes where "
+             "it measured faster for %s (docs/benchmarks.md), direct elsewhere, on "
+             "GPU and with --bf16; the run's first lines say which. Same weights and "
+             "checkpoints either way; --winograd does not go with --bf16" % task)
 
 
 def check_precision_flags(args):
@@ -87,7 +94,7 @@ def check_precision_flags(args):
     Raises:
       UsageError: both are given.
     """
-    if args.bf16 and args.winograd:
+    if args.bf16 and args.winograd is True:
         raise UsageError("--winograd and --bf16 do not go together: with --bf16 the "
                          "Winograd layers stay float32 and the network is slower than "
                          "with --bf16 alone; choose one")

@@ -39,6 +39,7 @@ from vgg_patch import figure as figure_lib
 from vgg_patch.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_precision_flags,
                                   check_precision_flags, report_error, setup_logging)
 from vgg_patch.cli.common import EXIT_FAILED as EXIT_SOME_FAILED
+from vgg_patch.fastpath import choose_conv_path
 from vgg_patch.session import session_config
 from vgg_patch.training import slim_export
 from vgg_patch.training.run_dir import (CLASSES_FILE, DEFAULT_TRAIN_DIR, DEMO_TRAIN_DIR,
@@ -47,6 +48,7 @@ from vgg_patch.training.run_dir import (CLASSES_FILE, DEFAULT_TRAIN_DIR, DEMO_TR
 logger = logging.getLogger("vgg_patch.predict")  # also under python -m
 
 PROG = "vgg19-cbam-predict"
+PREDICT_BATCH = 16  # images per forward pass
 
 
 def build_parser():
@@ -149,7 +151,8 @@ def resolve(args):
     return weights, names, int(image_size)
 
 
-def predict(weights, class_names, image_size, paths, attention=True, batch_size=16,
+def predict(weights, class_names, image_size, paths, attention=True,
+            batch_size=PREDICT_BATCH,
             bf16=False, winograd=False):
     """Runs the network on image files, preprocessed like validation images.
 
@@ -164,7 +167,8 @@ def predict(weights, class_names, image_size, paths, attention=True, batch_size=
       attention: build CBAM after pool5 (False: the unpatched network).
       batch_size: images per forward pass.
       bf16: compute in bfloat16 (see :func:`vgg_patch.session.session_config`).
-      winograd: Winograd convolutions in stages 3-5 (see :class:`vgg_patch.Vgg19`).
+      winograd: ``Vgg19``'s ``winograd``: a bool or the layers computed by Winograd
+        (the command passes :func:`vgg_patch.fastpath.choose_conv_path`'s).
 
     Returns:
       ``(kept_paths, images [N, size, size, 3], probabilities [N, classes],
@@ -274,6 +278,9 @@ def _run(args):
         check_precision_flags(args)
         weights, names, image_size = resolve(args)
         checked, bad = readable_images(args.images)
+        path = choose_conv_path(args.winograd, args.bf16, image_size, training=False,
+                                batch=min(len(checked), PREDICT_BATCH))
+        logger.info("%s", path.reason)
         try:
             if not args.no_attention and not _has_attention_weights(weights):
                 logger.warning("%s has no CBAM weights, so the attention block is "
@@ -281,7 +288,7 @@ def _run(args):
                                "--no-attention for tensorflow-vgg's network", weights)
             paths, images, probs, maps = predict(weights, names, image_size, checked,
                                                  attention=not args.no_attention,
-                                                 bf16=args.bf16, winograd=args.winograd)
+                                                 bf16=args.bf16, winograd=path.winograd)
         except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
             raise UsageError(str(err).splitlines()[0]) from None
     except UsageError as err:

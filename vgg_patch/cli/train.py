@@ -36,6 +36,7 @@ training itself is :func:`vgg_patch.training.run.train` (see
 so ``--help`` is fast.
 """
 import argparse
+import logging
 import os
 import shlex
 import shutil
@@ -45,6 +46,7 @@ import time
 from vgg_patch.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
                                   Interrupted, TrainingFailed, UsageError,
                                   add_precision_flags, report_error, setup_logging)
+from vgg_patch.fastpath import bf16_hint
 from vgg_patch.progress import format_duration
 from vgg_patch.training import run_dir
 from vgg_patch.training.config import resolve_config
@@ -52,6 +54,7 @@ from vgg_patch.training.run import train
 from vgg_patch.training.signals import StopRequest
 
 PROG = "vgg19-cbam-train"
+_LOG = logging.getLogger("vgg_patch.train")
 
 _DESCRIPTION = ("Retrain tensorflow-vgg's VGG19 with CBAM after pool5 on a folder "
                 "of images (one subfolder per class), in graph mode. With no "
@@ -164,6 +167,9 @@ def run_training(args, prog=PROG, make_network=None):
       make_network: see :func:`vgg_patch.training.run.train`.
     """
     t0 = time.time()
+    for line in (args.conv_path, bf16_hint(args.bf16)):
+        if line:  # which convolutions run, and why; where --bf16 would pay
+            _LOG.info("%s", line)
     try:
         with StopRequest() as stop:
             result = train(args, stop, make_network)

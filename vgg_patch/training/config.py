@@ -9,6 +9,7 @@ import math
 import os
 
 from vgg_patch.cli.common import UsageError, check_precision_flags
+from vgg_patch.fastpath import choose_conv_path
 from vgg_patch.training.network import Vgg19Network
 from vgg_patch.training.run_dir import DEFAULT_TRAIN_DIR, DEMO_TRAIN_DIR, EXPORT_NAME
 
@@ -97,6 +98,8 @@ def resolve_config(args):
         raise UsageError("--val-dir needs --data-dir")
     check_precision_flags(args)
     _apply_defaults(args)
+    path = choose_conv_path(args.winograd, args.bf16, args.image_size, training=True)
+    args.winograd, args.conv_path = path.winograd, path.reason
     _check_ranges(args)
     if args.weights is not None and not os.path.isfile(args.weights):
         raise UsageError("--weights %r: no such file (tensorflow-vgg's README links "

@@ -91,7 +91,8 @@ class Vgg19Network:
       weights: the ``vgg19.npy`` to start from (tensorflow-vgg's file or a
         ``save_npy`` export), or None for a random start.
       dropout: dropout rate of fc6/fc7 while training.
-      winograd: Winograd convolutions in stages 3-5.
+      winograd: ``Vgg19``'s ``winograd``: a bool, or the layers computed by
+        Winograd (the trainer passes :func:`vgg_patch.fastpath.choose_conv_path`'s).
     """
 
     export_name = EXPORT_NAME
