@@ -24,8 +24,11 @@ from vgg_patch.training.slim_network import SlimNetwork, restore_map
 tf1 = tf.compat.v1
 
 FAST = ("resnet_v1_50", "resnet_v2_50", "vgg_a", "vgg_16", "vgg_19")
-CASES = [pytest.param(m, a, marks=() if m in FAST else pytest.mark.slow)
-         for m in slim_models.MODELS for a in ("none", "cbam")]
+# The deeper ResNets differ from the 50-layer ones only in their unit counts
+# (tests/test_nets_resnet.py checks those for every depth); one of them is built
+# here, as each takes 20-50 s and the suite runs twice in CI.
+CASES = ([pytest.param(m, a) for m in FAST for a in ("none", "cbam")]
+         + [pytest.param("resnet_v1_101", "cbam", marks=pytest.mark.slow)])
 
 
 def _args(model, attention="none", *extra):
@@ -57,6 +60,12 @@ def test_every_model_builds_in_the_trainer_graph(graph, model, attention):
         assert in_blocks and trained and trained < in_blocks  # + moving statistics
         assert built.attention_fetch[1].shape.as_list()[-1] == 1
     assert set(built.best_saver._var_list) >= set(built.model_variables)  # noqa
+
+
+def test_the_run_says_slim_networks_use_direct_convolutions():
+    args = _args("resnet_v1_50", "cbam")
+    assert args.winograd == () or args.winograd is False
+    assert args.conv_path == "convolutions: direct (slim networks: no Winograd path)"
 
 
 def test_image_size_and_flags_are_checked(capsys):

@@ -148,6 +148,8 @@ def resolve_slim_config(args):
     if args.train_dir is None:
         args.train_dir = _default_train_dir(args, demo)
     args = config_lib.resolve_config(args)
+    # Winograd's rule was measured on VGG19 only (vgg_patch.fastpath).
+    args.conv_path = "convolutions: direct (slim networks: no Winograd path)"
     params = parse_attention_params(args.attention_params)
     try:
         slim_models.check_image_size(args.model, args.image_size)
