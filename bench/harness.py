@@ -9,6 +9,7 @@ import logging
 import os
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -187,8 +188,39 @@ def emit_result(result):
     sys.stdout.flush()
 
 
+def stop_on_sigterm():
+    """Makes SIGTERM and SIGHUP raise KeyboardInterrupt in this process.
+
+    ``kill PID`` then unwinds like Ctrl-C: :func:`run_worker` stops the case's
+    whole process group (the worker and every process it started, such as the
+    trainer runs of case ``defaults``) instead of leaving them running.
+    """
+    def _interrupt(signum, _frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+
+
+def stop_group(proc, grace_secs=10.0):
+    """Sends SIGTERM to ``proc``'s process group, then SIGKILL after ``grace_secs``."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace_secs)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run_worker(script, case, extra_args, timeout=None):
     """Runs ``python script --worker case extra_args`` and parses its result.
+
+    The worker runs in a process group of its own; on a timeout or an
+    interrupt (Ctrl-C, or SIGTERM after :func:`stop_on_sigterm`) the whole
+    group is stopped before this returns or re-raises.
 
     Returns:
       (result dict or None, error message or None, wall seconds)
@@ -197,18 +229,23 @@ def run_worker(script, case, extra_args, timeout=None):
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                              timeout=timeout, check=False)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        stop_group(proc)
         return None, "timed out after %s s" % timeout, time.perf_counter() - t0
+    except BaseException:
+        stop_group(proc)
+        raise
     wall = time.perf_counter() - t0
     result = None
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             result = json.loads(line[len(RESULT_PREFIX):])
     if proc.returncode != 0 or result is None:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
         return result, "exit %d: %s" % (proc.returncode, tail), wall
     return result, None, wall
 

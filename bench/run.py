@@ -119,6 +119,7 @@ def main(argv=None):
     """Runs the selected cases, each in a subprocess, and prints the tables."""
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    harness.stop_on_sigterm()
     if args.worker:
         run_case(args.worker, args)
         return 0
