@@ -206,8 +206,7 @@ def _wait_for_step(train_dir, step, procs, timeout=180):
     raise AssertionError("no checkpoint of step %d in %s" % (step, train_dir))
 
 
-def test_killed_worker_then_killed_chief_lose_nothing_past_the_last_checkpoint(
-        tmp_path, tasks):
+def test_a_killed_worker_and_a_killed_chief_rejoin_and_the_run_ends(tmp_path, tasks):
     data = flat_image_folder(str(tmp_path / "data"))
     runs = str(tmp_path / "runs")
     chief_dir = os.path.join(runs, "worker0")
@@ -215,36 +214,45 @@ def test_killed_worker_then_killed_chief_lose_nothing_past_the_last_checkpoint(
                      "--checkpoint-every", "3", "--peer-timeout", "6")
     env = {"CLUSTER_TEST_STEP_SECS": "0.05"}
     spec, (w0, w1) = _two_workers()
-
-    # 1. worker 1 is killed: the chief saves the step it reached and stops,
-    #    naming worker 1.
     chief, worker = tasks.start(spec, w0, args, env), tasks.start(spec, w1, args, env)
+    chief_pid = chief.pid
+
+    # 1. worker 1 is killed and started again: the chief saves the step it
+    #    reached, restarts itself (same pid), and both resume at that step.
     _wait_for_step(chief_dir, 3, [chief, worker])
     worker.kill()
-    assert tasks.wait(chief, 120) == 1
+    _wait_for(lambda: "restarting this process" in output(chief), chief)
     text = output(chief)
     assert "worker 1 (%s) unreachable for 6 s" % spec["worker"][1] in text, text
-    stopped_at = train_helpers.newest_step(chief_dir)
-    assert "from %s" % os.path.join(chief_dir, "model.ckpt-%d" % stopped_at) in text
+    saved = train_helpers.newest_step(chief_dir)
+    assert "saved %s" % os.path.join(chief_dir, "model.ckpt-%d" % saved) in text
+    worker = tasks.start(spec, w1, args, env, name="worker1-again")
+    _wait_for(lambda: "resuming from" in output(chief), chief)
+    assert "step %d," % saved in output(chief).split("resuming from")[1], output(chief)
 
-    # 2. both restarted: they resume at that step; then the chief is killed and
-    #    worker 1 stops, naming it.
-    chief, worker = tasks.start(spec, w0, args, env), tasks.start(spec, w1, args, env)
-    _wait_for_step(chief_dir, stopped_at + 3, [chief, worker])
+    # 2. the chief is killed and started again: worker 1 restarts itself,
+    #    the chief resumes from its last checkpoint, the run ends at
+    #    --max-steps and every process exits 0.
+    _wait_for_step(chief_dir, saved + 3, [chief, worker])
     chief.kill()
-    assert tasks.wait(worker, 120) == 1
-    assert "worker 0 (%s) unreachable" % spec["worker"][0] in output(worker)
-    assert "resuming from" in output(chief) and "step %d," % stopped_at in output(chief)
+    chief.wait()
     last = train_helpers.newest_step(chief_dir)
-
-    # 3. both restarted again: the chief resumes from its last checkpoint and
-    #    the run ends at --max-steps, every process exiting 0.
-    chief, worker = tasks.start(spec, w0, args), tasks.start(spec, w1, args)
+    chief = tasks.start(spec, w0, args, env, name="worker0-again")
     assert tasks.wait(chief) == 0, output(chief)
     assert tasks.wait(worker) == 0, output(worker)
-    assert "step %d," % last in output(chief)
+    assert "worker 0 (%s) unreachable" % spec["worker"][0] in output(worker)
+    assert "resuming from" in output(chief)
+    assert "step %d," % last in output(chief).split("resuming from")[1]
     assert train_helpers.newest_step(chief_dir) == 40
-    assert not os.path.exists(os.path.join(runs, "worker1"))
+    assert chief_pid != chief.pid and not os.path.exists(os.path.join(runs, "worker1"))
+
+
+def _wait_for(predicate, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, output(proc)
+        assert time.monotonic() < deadline, output(proc)
+        time.sleep(0.2)
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ from vgg_patch.training import run_dir
 from vgg_patch.training.config import resolve_config
 from vgg_patch.training.run import train
 from vgg_patch.training.signals import StopRequest
+from vgg_patch.training.workers import PeerLost, restart_process
 
 PROG = "vgg19-cbam-train"
 _LOG = logging.getLogger("vgg_patch.train")
@@ -180,6 +181,12 @@ def run_training(args, prog=PROG, make_network=None):
     except UsageError as err:
         report_error(prog, err)
         return EXIT_USAGE
+    except PeerLost as err:  # on a cluster
+        if err.rejoin:
+            print("%s: %s" % (prog, err), file=sys.stderr)
+            restart_process(err.starting)  # does not return
+        report_error(prog, err)
+        return EXIT_FAILED
     except TrainingFailed as err:
         report_error(prog, err)
         return EXIT_FAILED

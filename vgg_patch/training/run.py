@@ -112,9 +112,10 @@ def _peer_failures(trainer, workers):
     try:
         yield
     except (tf.errors.DeadlineExceededError, tf.errors.CancelledError,
-            tf.errors.UnavailableError, tf.errors.AbortedError) as err:
-        saved = None
-        if workers.is_chief and trainer.handles is not None:
+            tf.errors.UnavailableError, tf.errors.AbortedError):
+        saved, starting = None, trainer.handles is None
+        if workers.is_chief and not starting:
             trainer.sess.run(trainer.graph.restore_statistics)  # the failed step's
             saved = trainer.save_once("a peer was lost")
-        raise workers.lost(err, trainer.step, saved) from None
+        raise workers.lost(trainer.step, saved, starting,
+                           stop_requested(trainer.local_stop)) from None

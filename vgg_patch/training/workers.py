@@ -11,9 +11,11 @@ initialises the variables, broadcasts them, and alone writes files.
 A ``ps`` job is refused (see docs/distributed.md, "The trainer on a cluster").
 
 Peers: at start each process waits up to ``--peer-timeout`` for every other
-task's server to accept connections; during training a collective waits at
-most ``--peer-timeout`` for a missing peer. Either way the process stops with
-:class:`PeerLost`, whose one line names the unreachable task.
+task's server to accept connections, else it stops with :class:`PeerLost`,
+whose one line names the unreachable task. During training a collective waits
+at most ``--peer-timeout`` for a missing peer; then the chief saves the step
+reached, and a process whose peer is gone restarts itself in place
+(:func:`restart_process`) to wait for it again and resume.
 """
 import logging
 import os
@@ -25,6 +27,9 @@ from vgg_patch.cli.common import TrainingFailed, UsageError
 logger = logging.getLogger("vgg_patch.train")
 
 _POLL_SECS = 0.2
+# Consecutive restarts after a failed start-up broadcast (peers restarting too).
+RESTARTS_ENV = "VGG_PATCH_CLUSTER_RESTARTS"
+MAX_START_RESTARTS = 3
 
 
 class PeerLost(TrainingFailed):
@@ -150,18 +155,48 @@ class Workers:  # pylint: disable=too-many-instance-attributes
                                % (", ".join(missing), self.peer_timeout))
             time.sleep(_POLL_SECS)
 
-    def lost(self, err, step, saved=None):
-        """The :class:`PeerLost` for a failed collective ``err`` at ``step``."""
+    def lost(self, step, saved=None, starting=False, stopping=False):
+        """The :class:`PeerLost` for a collective that failed at ``step``.
+
+        When a peer's server is gone (killed, crashed), or the start-up
+        broadcast failed (peers restarting), ``rejoin`` is set: the process
+        restarts itself (:func:`restart_process`) to wait for the peer and
+        resume from the chief's checkpoint; a peer that still answers
+        connections but not the collective (stalled) ends the run.
+        """
         missing = self.missing_peers()
-        who = ", ".join(missing) if missing else "a peer (%s)" % ", ".join(
+        restarts = int(os.environ.get(RESTARTS_ENV, "0"))
+        rejoin = not stopping and bool(missing or (starting and
+                                                   restarts < MAX_START_RESTARTS))
+        who = ", ".join(missing) if missing else "a peer (one of %s)" % ", ".join(
             self.name(r) for r in range(self.size) if r != self.rank)
-        first = (str(getattr(err, "message", "") or err).splitlines() or [""])[0]
-        return PeerLost("%s unreachable for %g s (--peer-timeout) at step %d (%s: %s)%s; "
-                        "every process stops; run the same command on every machine to "
-                        "resume%s" % (who, self.peer_timeout, step + 1,
-                                      type(err).__name__, first[:120],
-                                      "" if missing else " [it may be stalled or stopped]",
-                                      "" if saved is None else " from %s" % saved))
+        where = "while starting" if starting else "after step %d" % step
+        text = "%s unreachable for %g s (--peer-timeout) %s%s" % (
+            who, self.peer_timeout, where, "; saved %s" % saved if saved else "")
+        if rejoin:
+            text += "; restarting this process to wait for it and resume"
+        else:
+            text += ("; every process stops; run the same command on every machine to "
+                     "resume from the chief's last checkpoint")
+        err = PeerLost(text)
+        err.rejoin, err.starting = rejoin, starting
+        return err
+
+
+def restart_process(starting):
+    """Replaces this process by a fresh run of the same command (same pid).
+
+    A failed collective leaves the process's collective runtime aborted, so a
+    worker rejoins by starting afresh: its server (same address) and session
+    are new, it waits for its peers (``--peer-timeout``) and receives the
+    chief's variables, which the chief restored from its last checkpoint.
+    """
+    import sys
+    env = dict(os.environ)
+    env[RESTARTS_ENV] = str(int(env.get(RESTARTS_ENV, "0")) + 1 if starting else 0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], env)
 
 
 def steps_per_epoch(num_images, batch_size, workers):
