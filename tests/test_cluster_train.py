@@ -247,6 +247,24 @@ def test_a_killed_worker_and_a_killed_chief_rejoin_and_the_run_ends(tmp_path, ta
     assert chief_pid != chief.pid and not os.path.exists(os.path.join(runs, "worker1"))
 
 
+def test_ctrl_c_on_one_worker_stops_every_worker_after_the_same_step(tmp_path, tasks):
+    data = flat_image_folder(str(tmp_path / "data"))
+    runs = str(tmp_path / "runs")
+    args = tiny_args(data, runs, "--epochs", "100", "--checkpoint-every", "2")
+    spec, (w0, w1) = _two_workers()
+    env = {"CLUSTER_TEST_STEP_SECS": "0.05"}
+    chief, worker = tasks.start(spec, w0, args, env), tasks.start(spec, w1, args, env)
+    _wait_for_step(os.path.join(runs, "worker0"), 2, [chief, worker])
+    worker.send_signal(signal.SIGINT)  # the non-chief: it saves nothing itself
+    assert tasks.wait(chief, 120) == 130, output(chief)
+    assert tasks.wait(worker, 120) == 130, output(worker)
+    step = train_helpers.newest_step(os.path.join(runs, "worker0"))
+    assert "interrupted: saved checkpoint %s (step %d)" % (
+        os.path.join(runs, "worker0", "model.ckpt-%d" % step), step) in output(chief)
+    assert "saved checkpoint (the chief's) (step %d)" % step in output(worker)
+    assert not os.path.exists(os.path.join(runs, "worker1"))
+
+
 def _wait_for(predicate, proc, timeout=120):
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -362,7 +362,7 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
                                "run the same command again to resume"
                                % ("; checkpoint %s is intact" % self.restored
                                   if self.restored else ""))
-        path = self.save_once("interrupted")
+        path = self.save_once("interrupted") or "(the chief's)"
         self.close_writer()
         return Interrupted("interrupted: saved checkpoint %s (step %d); run the same "
                            "command again to resume" % (path, self.step))
