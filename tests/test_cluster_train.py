@@ -155,6 +155,17 @@ def test_a_missing_peer_stops_the_worker_with_its_name(tmp_path, tasks):
     assert time.monotonic() - t0 < 60
 
 
+def test_workers_that_see_different_images_refuse_to_train(tmp_path, tasks):
+    spec, (w0, w1) = _two_workers()
+    other = flat_image_folder(str(tmp_path / "other"), counts=(9, 7, 8))
+    procs = [tasks.start(spec, w0, tiny_args(flat_image_folder(str(tmp_path / "data")),
+                                             str(tmp_path / "runs"), "--quiet")),
+             tasks.start(spec, w1, tiny_args(other, str(tmp_path / "runs"), "--quiet"))]
+    for proc in procs:
+        assert tasks.wait(proc, 120) == 2, output(proc)
+        assert "the workers see different images" in output(proc)
+
+
 def _workers(monkeypatch, spec, task, batch_size=4):
     monkeypatch.setenv("TF_CONFIG", cluster.tf_config(spec, task))
     return workers_lib.from_environment(

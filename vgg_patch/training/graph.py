@@ -88,8 +88,10 @@ class TrainGraph:  # pylint: disable=too-many-instance-attributes
     step_metrics: list = None
     stop_flag: Tensor = None
     sync_from_chief: Tensor = None
-    # On a cluster: [fed local (correct, count, xent sum), their all-reduced sums].
+    # On a cluster: [fed local (correct, count, xent sum), their all-reduced sums];
+    # [fed dataset fingerprint, its mean over the workers].
     val_sums: list = None
+    data_check: list = None
 
 
 def _loop_state():
@@ -265,4 +267,6 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps, network=None,
                                                           workers.is_chief)
         local = tf.compat.v1.placeholder(tf.float32, [3], name="validation_sums")
         fields["val_sums"] = [local, collectives.all_reduce([local], mean=False)[0]]
+        local = tf.compat.v1.placeholder(tf.float32, [6], name="dataset_fingerprint")
+        fields["data_check"] = [local, collectives.all_reduce([local])[0]]
     return TrainGraph(**fields)

@@ -63,7 +63,9 @@ def train(args, stop=None, make_network=None):
     import tensorflow as tf
     workers = workers_lib.from_environment(args)
     try:
-        dataset = prepare_data(args, lambda: stop_requested(stop))
+        dataset = prepare_data(args, lambda: stop_requested(stop),
+                               None if workers is None or workers.is_chief
+                               else workers_lib.scratch_dir())
     except (OSError, ValueError) as err:
         raise UsageError(str(err)) from None
     num_classes = len(dataset.class_names)
@@ -99,7 +101,19 @@ def train(args, stop=None, make_network=None):
             trainer = Trainer(sess, graph, args, dataset, steps_per_epoch, total_steps,
                               stop, workers)
             with _peer_failures(trainer, workers):
+                if workers is not None:
+                    _check_same_data(sess, graph, dataset)
                 return dict(trainer.run(), chief=trainer.chief)
+
+
+def _check_same_data(sess, graph, dataset):
+    """Refuses to train when this worker's images differ from the others'."""
+    mine = workers_lib.dataset_fingerprint(dataset)
+    mean = sess.run(graph.data_check[1], {graph.data_check[0]: mine})
+    if (mean != mine).any():
+        raise UsageError("the workers see different images (counts, names or labels "
+                         "differ): every worker needs the same --data-dir contents "
+                         "(and --val-dir, --val-fraction, --seed)")
 
 
 @contextlib.contextmanager

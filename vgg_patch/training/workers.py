@@ -199,6 +199,31 @@ def restart_process(starting):
     os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], env)
 
 
+def scratch_dir():
+    """A temporary folder, removed at exit: a non-chief worker's demo images."""
+    import atexit
+    import shutil
+    import tempfile
+    path = tempfile.mkdtemp(prefix="vgg19-cbam-worker-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def dataset_fingerprint(dataset):
+    """Float32-exact numbers that differ when two workers see different images:
+    the image counts and CRCs of the file names (relative to the data folder)
+    and labels, which every worker all-reduces and compares at start."""
+    import zlib
+    import numpy as np
+    values = []
+    for paths, labels in ((dataset.train_paths, dataset.train_labels),
+                          (dataset.val_paths, dataset.val_labels)):
+        names = "\n".join(os.path.relpath(p, dataset.data_dir) for p in paths)
+        crc = zlib.crc32(np.asarray(labels, np.int64).tobytes(), zlib.crc32(names.encode()))
+        values += [len(paths), crc % (1 << 20), crc >> 20]
+    return np.asarray(values, np.float32)
+
+
 def steps_per_epoch(num_images, batch_size, workers):
     """Training steps of one epoch (a last batch smaller than the workers is left out)."""
     rest = num_images % batch_size
