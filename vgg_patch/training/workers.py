@@ -33,7 +33,12 @@ MAX_START_RESTARTS = 3
 
 
 class PeerLost(TrainingFailed):
-    """A peer was unreachable for longer than ``--peer-timeout``."""
+    """A peer was unreachable for longer than ``--peer-timeout``.
+
+    ``rejoin``: this process should restart itself to wait for the peer
+    (:func:`restart_process`; ``starting``: it failed while starting).
+    """
+    rejoin = starting = False
 
 
 class AgreedStop:
@@ -164,15 +169,19 @@ class Workers:  # pylint: disable=too-many-instance-attributes
         resume from the chief's checkpoint; a peer that still answers
         connections but not the collective (stalled) ends the run.
         """
-        missing = self.missing_peers()
+        missing, deadline = self.missing_peers(), time.time() + min(self.peer_timeout, 5.0)
+        while not missing and time.time() < deadline:  # a killed peer's port closes late
+            time.sleep(_POLL_SECS)
+            missing = self.missing_peers()
         restarts = int(os.environ.get(RESTARTS_ENV, "0"))
         rejoin = not stopping and bool(missing or (starting and
                                                    restarts < MAX_START_RESTARTS))
         who = ", ".join(missing) if missing else "a peer (one of %s)" % ", ".join(
             self.name(r) for r in range(self.size) if r != self.rank)
         where = "while starting" if starting else "after step %d" % step
-        text = "%s unreachable for %g s (--peer-timeout) %s%s" % (
-            who, self.peer_timeout, where, "; saved %s" % saved if saved else "")
+        text = "%s unreachable %s%s%s" % (
+            who, where, "" if missing else " for %g s (--peer-timeout)" % self.peer_timeout,
+            "; saved %s" % saved if saved else "")
         if rejoin:
             text += "; restarting this process to wait for it and resume"
         else:
