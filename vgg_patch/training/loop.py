@@ -211,7 +211,8 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
     def summarize_attention(self):
         """Draws the first validation images' attention maps into TensorBoard."""
         import tensorflow as tf
-        if self.args.attention_images <= 0 or not self.chief:
+        if (self.args.attention_images <= 0 or not self.chief
+                or self.graph.attention_fetch[1] is None):  # SE, ECA...: no map
             return
         graph, val_paths = self.graph, self.dataset.val_paths
         k = min(self.args.attention_images, len(val_paths))
