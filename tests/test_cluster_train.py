@@ -288,6 +288,9 @@ def _wait_for(predicate, proc, timeout=120):
 
 
 @pytest.mark.slow
+@pytest.mark.tf_behavior("v2", reason="about 100 s a pass; the tiny-network runs above "
+                                      "take every cluster path of the trainer in both "
+                                      "behaviours, this one adds VGG19+CBAM only")
 def test_vgg19_cbam_train_on_two_workers(tmp_path, tasks):
     """The real command (VGG19+CBAM at 32 px) through the launcher."""
     data = train_helpers.make_image_folder(str(tmp_path / "data"), corrupt=False)
