@@ -11,9 +11,11 @@ classes) trains with plain SGD on a fixed random batch, side by side:
   workers' compute alone, under the same load (the reference for the
   communication time);
 - **2 workers, collective all-reduce**: the same processes and variables, the
-  gradients averaged by ``CollectiveReduce`` ops in a plain graph and
-  ``tf.compat.v1.Session`` on a ``tf.distribute.Server`` (server config
-  ``experimental.collective_group_leader``): worker-only data parallelism;
+  gradients averaged by the trainer's packed all-reduce
+  (``vgg_patch.training.replicas``: one ``CollectiveReduceV2`` per dtype) in a
+  plain graph and ``tf.compat.v1.Session`` on a ``tf.distribute.Server``
+  (``experimental.collective_group_leader`` in both configs): worker-only
+  data parallelism;
 - **1 ps + 2 workers, SyncReplicasOptimizer**: ``replica_device_setter``
   (variables on the ps), ``SyncReplicasOptimizer`` in a
   ``MonitoredTrainingSession`` (slim_attention's repairs applied).

@@ -11,8 +11,9 @@ cluster from ``TF_CONFIG`` (``vgg_patch.cluster.tf_config``).
   weights, its own batch).
 - ``worker``: a ``tf.distribute.Server`` task holding two graphs:
   * its own copy of the variables, with two train ops: ``allreduce``
-    (gradients averaged over the workers by collective all-reduce ops, then
-    applied: synchronous data parallelism without a ps) and ``local`` (the same
+    (gradients averaged over the workers by one packed collective all-reduce,
+    ``vgg_patch.training.replicas.Collectives``, then applied: synchronous
+    data parallelism without a ps) and ``local`` (the same
     gradients applied unreduced: the worker's compute alone, no exchange);
   * mode ``ps``: variables on the ps job (``replica_device_setter``), the
     optimizer wrapped in ``SyncReplicasOptimizer``, in a
@@ -35,8 +36,6 @@ import numpy as np
 PREFIX = "CLUSTER_TASK "
 #: Plain SGD: the step's cost is the gradients and one update, as in every engine.
 LEARNING_RATE = 1e-4
-#: Collective group of the workers' all-reduce; instance keys start here.
-GROUP_KEY, FIRST_INSTANCE_KEY = 1, 100
 
 
 def reply(obj):
@@ -45,16 +44,16 @@ def reply(obj):
     sys.stdout.flush()
 
 
-def config_proto(threads, leader=None):
-    """Session/server config: ``threads`` intra- and inter-op threads; the
-    collective group leader for worker-only all-reduce."""
+def config_proto(threads, leader=None, device_filter=None):
+    """Session/server config: ``threads`` intra- and inter-op threads; for
+    worker-only all-reduce, the collective group leader
+    (``vgg_patch.training.replicas.collective_config``)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from vgg_patch.training import replicas  # pylint: disable=import-outside-toplevel
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
                                       inter_op_parallelism_threads=threads,
                                       allow_soft_placement=False)
-    if leader:
-        config.experimental.collective_group_leader = leader
-    return config
+    return replicas.collective_config(leader, device_filter, config) if leader else config
 
 
 def build_loss(spec, seed):
@@ -72,21 +71,11 @@ def build_loss(spec, seed):
         labels=labels, logits=vgg.fc8))
 
 
-def allreduce_mean(grads, group_size):
-    """Each gradient averaged over ``group_size`` workers: one collective
-    all-reduce op per tensor (``tf.raw_ops.CollectiveReduce``, ring on CPU),
-    the same instance key on every worker for the same variable."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return [tf.raw_ops.CollectiveReduce(
-        input=grad, group_size=group_size, group_key=GROUP_KEY,
-        instance_key=FIRST_INSTANCE_KEY + i, merge_op="Add", final_op="Div",
-        subdiv_offsets=[0]) for i, grad in enumerate(grads)]
-
-
 def local_graph(spec, device, group_size):
     """The task's own variables; returns (graph, {mode: fetches}, init op,
     trainable parameter count)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from vgg_patch.training import replicas  # pylint: disable=import-outside-toplevel
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default(), tf.device(device):
@@ -98,7 +87,7 @@ def local_graph(spec, device, group_size):
         with tf.control_dependencies(updates):
             ops = {"local": [opt.apply_gradients(zip(grads, variables)), loss]}
             if group_size > 1:
-                reduced = allreduce_mean(grads, group_size)
+                reduced = replicas.Collectives(group_size).all_reduce(grads, mean=True)
                 ops["allreduce"] = [opt.apply_gradients(zip(reduced, variables)), loss]
         init = tf1.global_variables_initializer()
         params = sum(int(np.prod(v.shape.as_list())) for v in variables)
@@ -181,8 +170,8 @@ def main(spec):
     spec = dict(spec, index=index)
     graph, ops, init, params = local_graph(
         spec, "/job:worker/task:%d" % index, cluster.num_tasks("worker"))
-    sess = tf.compat.v1.Session(server.target, graph=graph,
-                                config=config_proto(threads, leader))
+    sess = tf.compat.v1.Session(server.target, graph=graph, config=config_proto(
+        threads, leader, "/job:worker/task:%d" % index))
     sess.run(init)
     sessions = {mode: (sess, fetches) for mode, fetches in ops.items()}
     if "ps" in tf_config["cluster"]:
