@@ -15,7 +15,8 @@ classes) trains with plain SGD on a fixed random batch, side by side:
   (``vgg_patch.training.replicas``: one ``CollectiveReduceV2`` per dtype) in a
   plain graph and ``tf.compat.v1.Session`` on a ``tf.distribute.Server``
   (``experimental.collective_group_leader`` in both configs): worker-only
-  data parallelism;
+  data parallelism; and **per tensor**: the same module's all-reduce called
+  once per gradient, so each goes out as backpropagation produces it;
 - **1 ps + 2 workers, SyncReplicasOptimizer**: ``replica_device_setter``
   (variables on the ps), ``SyncReplicasOptimizer`` in a
   ``MonitoredTrainingSession`` (slim_attention's repairs applied).
@@ -54,6 +55,8 @@ SIZE, BATCH, CLASSES, STEPS = 32, 16, 10, 4
 QUICK_SIZE, QUICK_BATCH, QUICK_STEPS = 32, 4, 1
 #: Seconds a task may take to start and initialise; a round of one contestant.
 START_TIMEOUT, RUN_TIMEOUT = 900, 600
+#: Our sockets count as quiet after this many seconds without a byte; the wait's cap.
+QUIET_SECS, QUIET_LIMIT_SECS = 0.5, 15
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: Per-process batch of the 224 px compute measurement (full run only).
@@ -63,6 +66,8 @@ CONTESTANTS = (
     ("1 process", ("single",), "local", 2, None),
     ("2 workers, no exchange (compute only)", ("worker 0", "worker 1"), "local", 1, None),
     ("2 workers, collective all-reduce", ("worker 0", "worker 1"), "allreduce", 1, None),
+    ("2 workers, collective all-reduce per tensor", ("worker 0", "worker 1"),
+     "allreduce_each", 1, None),
     ("1 ps + 2 workers, SyncReplicasOptimizer", ("worker 0", "worker 1"), "ps", 1, None),
 )
 #: The compute per image the projection starts from: 224 px, the whole machine.
@@ -157,6 +162,21 @@ def socket_bytes(ports):
     return total
 
 
+def wait_quiet(ports, secs=QUIET_SECS, limit=QUIET_LIMIT_SECS):
+    """Our sockets' byte count once it has not changed for ``secs`` (at most
+    ``limit`` seconds): a ps run's last transfers land after its steps return
+    (about half the gradient bytes, measured), and belong to it."""
+    deadline = time.monotonic() + limit
+    last = socket_bytes(ports)
+    while time.monotonic() < deadline:
+        time.sleep(secs)
+        now = socket_bytes(ports)
+        if now == last:
+            break
+        last = now
+    return last
+
+
 def model_file(size, classes):
     """The synthetic weights file for ``size`` px and ``classes`` (written once
     under $BENCH_CACHE)."""
@@ -196,7 +216,8 @@ def run_contestant(tasks, contestant, steps, ports):
     for name in names:
         tasks[name].send({"mode": mode, "steps": steps})
     replies = [tasks[name].receive(RUN_TIMEOUT) for name in names]
-    lo1, sock1 = lo_bytes(), socket_bytes(ports)
+    sock1 = wait_quiet(ports)
+    lo1 = lo_bytes()
     return (max(r["seconds"] for r in replies) / steps,
             None if lo0 is None else (lo1 - lo0) / steps,
             None if sock0 is None else (sock1 - sock0) / steps,
@@ -274,8 +295,8 @@ def spread(values, scale=1.0):
 
 def _theory_bytes(mode, grad_bytes):
     """Bytes per step over ``lo`` (all processes) the engine needs in theory."""
-    return {"allreduce": 2 * projection.ring_allreduce_bytes(grad_bytes, 2),
-            "ps": 2 * 2 * grad_bytes}.get(mode, 0)
+    ring = 2 * projection.ring_allreduce_bytes(grad_bytes, 2)
+    return {"allreduce": ring, "allreduce_each": ring, "ps": 2 * 2 * grad_bytes}.get(mode, 0)
 
 
 def measured_rows(res):
@@ -297,7 +318,7 @@ def measured_rows(res):
                "lo_mb": spread(got["lo_bytes"], 1e-6),
                "sock_mb": spread(got["socket_bytes"], 1e-6),
                "theory_mb": "%.1f" % (_theory_bytes(mode, res["grad_bytes"]) / 1e6)}
-        if mode in ("allreduce", "ps"):
+        if mode in ("allreduce", "allreduce_each", "ps"):
             row["comm_ms"] = spread([t - r for t, r in zip(got["step_s"], ref)], 1e3)
         rows.append(row)
     return rows

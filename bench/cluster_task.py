@@ -10,11 +10,13 @@ cluster from ``TF_CONFIG`` (``vgg_patch.cluster.tf_config``).
   and ``local224`` when the spec has ``spec224`` (overrides: 224 px, fresh
   weights, its own batch).
 - ``worker``: a ``tf.distribute.Server`` task holding two graphs:
-  * its own copy of the variables, with two train ops: ``allreduce``
+  * its own copy of the variables, with three train ops: ``allreduce``
     (gradients averaged over the workers by one packed collective all-reduce,
     ``vgg_patch.training.replicas.Collectives``, then applied: synchronous
-    data parallelism without a ps) and ``local`` (the same
-    gradients applied unreduced: the worker's compute alone, no exchange);
+    data parallelism without a ps), ``allreduce_each`` (one all-reduce per
+    gradient tensor, each sent as soon as backpropagation produces it) and
+    ``local`` (the same gradients applied unreduced: the worker's compute
+    alone, no exchange);
   * mode ``ps``: variables on the ps job (``replica_device_setter``), the
     optimizer wrapped in ``SyncReplicasOptimizer``, in a
     ``MonitoredTrainingSession`` (worker 0 is the chief).
@@ -87,8 +89,11 @@ def local_graph(spec, device, group_size):
         with tf.control_dependencies(updates):
             ops = {"local": [opt.apply_gradients(zip(grads, variables)), loss]}
             if group_size > 1:
-                reduced = replicas.Collectives(group_size).all_reduce(grads, mean=True)
-                ops["allreduce"] = [opt.apply_gradients(zip(reduced, variables)), loss]
+                collectives = replicas.Collectives(group_size)
+                packed = collectives.all_reduce(grads, mean=True)
+                ops["allreduce"] = [opt.apply_gradients(zip(packed, variables)), loss]
+                each = [collectives.all_reduce([grad], mean=True)[0] for grad in grads]
+                ops["allreduce_each"] = [opt.apply_gradients(zip(each, variables)), loss]
         init = tf1.global_variables_initializer()
         params = sum(int(np.prod(v.shape.as_list())) for v in variables)
     return graph, ops, init, params

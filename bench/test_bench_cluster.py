@@ -86,16 +86,19 @@ def test_measured_rows_pair_each_round_with_the_compute_only_run():
     names = [c[0] for c in case_cluster.CONTESTANTS]
     res = {"batch": 16, "batch224": 4, "grad_bytes": 100e6, "series": {
         names[0]: _series([1.0, 2.0]), names[1]: _series([0.5, 1.0]),
-        names[2]: _series([0.75, 1.5]), names[3]: _series([1.5, 1.0])}}
+        names[2]: _series([0.75, 1.5]), names[3]: _series([0.5, 1.0]),
+        names[4]: _series([1.5, 1.0])}}
     rows = {r["what"]: r for r in case_cluster.measured_rows(res)}
     assert rows[names[2]]["comm_ms"] == "375 [312, 438]"   # 250 and 500 ms
-    assert rows[names[3]]["comm_ms"] == "500 [250, 750]"   # 1000 and 0 ms
+    assert rows[names[3]]["comm_ms"] == "0 [0, 0]"
+    assert rows[names[4]]["comm_ms"] == "500 [250, 750]"   # 1000 and 0 ms
     assert "comm_ms" not in rows[names[0]]
     assert rows[names[0]]["img_s"] == "12 [10, 14]"        # 16 / 1 s and 16 / 2 s
     assert rows[names[2]]["theory_mb"] == "200.0"          # 2 workers x G
-    assert rows[names[3]]["theory_mb"] == "400.0"          # 2 workers x (push + pull)
+    assert rows[names[3]]["theory_mb"] == "200.0"
+    assert rows[names[4]]["theory_mb"] == "400.0"          # 2 workers x (push + pull)
     assert rows[names[1]]["batch"] == "16 (8 each)"
-    assert rows[names[3]]["threads"] == "2 processes x 1+1 (+ ps 1+1)"
+    assert rows[names[4]]["threads"] == "2 processes x 1+1 (+ ps 1+1)"
 
 
 def test_quick_run_exchanges_the_gradients_and_stops_every_process(monkeypatch):
@@ -112,6 +115,8 @@ def test_quick_run_exchanges_the_gradients_and_stops_every_process(monkeypatch):
     assert res["behavior"] == {"single": behavior, "ps 0": None, "worker 0": behavior,
                                "worker 1": behavior}
     allreduce = res["series"]["2 workers, collective all-reduce"]
+    each = res["series"]["2 workers, collective all-reduce per tensor"]
+    assert 2 * grad <= each["socket_bytes"][0] < 2.1 * grad
     ps = res["series"]["1 ps + 2 workers, SyncReplicasOptimizer"]
     # Each worker sends G in a 2-worker ring, and pushes + pulls G through the ps.
     assert 2 * grad <= allreduce["socket_bytes"][0] < 2.1 * grad
