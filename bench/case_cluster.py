@@ -164,8 +164,8 @@ def socket_bytes(ports):
 
 def wait_quiet(ports, secs=QUIET_SECS, limit=QUIET_LIMIT_SECS):
     """Our sockets' byte count once it has not changed for ``secs`` (at most
-    ``limit`` seconds): a ps run's last transfers land after its steps return
-    (about half the gradient bytes, measured), and belong to it."""
+    ``limit`` seconds): a ps run's last transfers land after its steps have
+    returned, and belong to it."""
     deadline = time.monotonic() + limit
     last = socket_bytes(ports)
     while time.monotonic() < deadline:
@@ -319,7 +319,10 @@ def measured_rows(res):
                "sock_mb": spread(got["socket_bytes"], 1e-6),
                "theory_mb": "%.1f" % (_theory_bytes(mode, res["grad_bytes"]) / 1e6)}
         if mode in ("allreduce", "allreduce_each", "ps"):
-            row["comm_ms"] = spread([t - r for t, r in zip(got["step_s"], ref)], 1e3)
+            comm = [t - r for t, r in zip(got["step_s"], ref)]
+            row["comm_ms"] = spread(comm, 1e3)
+            row["gbps"] = spread([b / len(names) * 8 / c / 1e9 if b and c > 0 else None
+                                  for b, c in zip(got["socket_bytes"], comm)])
         rows.append(row)
     return rows
 
@@ -350,7 +353,8 @@ def render(res):
     cols = [("what", "setup"), ("threads", "processes x intra+inter-op threads"),
             ("batch", "images per step"), ("steps_s", "steps/s"), ("img_s", "images/s"),
             ("lo_mb", "MB/step over lo"), ("sock_mb", "MB/step, our sockets"),
-            ("theory_mb", "MB/step, theory"), ("comm_ms", "communication ms/step")]
+            ("theory_mb", "MB/step, theory"), ("comm_ms", "communication ms/step"),
+            ("gbps", "Gb/s through each worker (its bytes / communication time)")]
     parts = ["### One process vs 2 workers on this machine (VGG19 + CBAM, %d px)" % res["size"],
              harness.format_table(measured_rows(res), cols),
              "Median [quartiles] over %d rounds of %d steps (the 224 px row: 1 step), "
