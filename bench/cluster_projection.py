@@ -189,3 +189,26 @@ def render(seconds_per_image, batch=BATCH):
                          max(WORKERS), format_table(
                              hiding_rows(grad, spi, (1,) + GPU_SPEEDUPS), cols)))
     return "\n\n".join(parts)
+
+
+def main(argv=None):
+    """``python bench/cluster_projection.py SECONDS_PER_IMAGE [--batch B]``:
+    prints the projection tables for a compute time per 224 px image (e.g. the
+    ``train`` case's step time over its batch, docs/benchmarks.md)."""
+    import argparse  # pylint: disable=import-outside-toplevel
+    parser = argparse.ArgumentParser(prog="python bench/cluster_projection.py",
+                                     description=main.__doc__.split("\n\n")[0])
+    parser.add_argument("seconds_per_image", type=float,
+                        help="VGG19 + CBAM training compute per 224 px image, seconds")
+    parser.add_argument("--batch", type=int, default=BATCH, help="per-worker batch")
+    args = parser.parse_args(argv)
+    if not args.seconds_per_image > 0 or args.batch < 1:
+        parser.error("seconds_per_image must be > 0 and --batch >= 1, got %r and %r"
+                     % (args.seconds_per_image, args.batch))
+    print(render(args.seconds_per_image, args.batch))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys  # pylint: disable=import-outside-toplevel
+    sys.exit(main())

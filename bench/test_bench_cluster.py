@@ -77,6 +77,14 @@ def test_projection_tables_render():
     assert "| this machine | 2 (919 ms) |" in text   # 0.919 s / (2/3 x 1 s) = 1.4
 
 
+def test_projection_command(capsys):
+    assert projection.main(["1.0", "--batch", "8"]) == 0
+    assert "1.000 s/image, batch 8 per worker" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        projection.main(["0"])
+    assert "seconds_per_image must be > 0" in capsys.readouterr().err
+
+
 def _series(steps):
     return {"step_s": steps, "lo_bytes": [2e8, 2e8], "socket_bytes": [1e8, 1e8],
             "loss": [1.0, 1.0]}
