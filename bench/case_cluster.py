@@ -321,8 +321,10 @@ def measured_rows(res):
         if mode in ("allreduce", "allreduce_each", "ps"):
             comm = [t - r for t, r in zip(got["step_s"], ref)]
             row["comm_ms"] = spread(comm, 1e3)
-            row["gbps"] = spread([b / len(names) * 8 / c / 1e9 if b and c > 0 else None
-                                  for b, c in zip(got["socket_bytes"], comm)])
+            sent = [b for b in got["socket_bytes"] if b is not None]
+            if sent and statistics.median(comm) > 0:
+                row["gbps"] = "%.2g" % (statistics.median(sent) / len(names) * 8
+                                        / statistics.median(comm) / 1e9)
         rows.append(row)
     return rows
 
@@ -354,7 +356,7 @@ def render(res):
             ("batch", "images per step"), ("steps_s", "steps/s"), ("img_s", "images/s"),
             ("lo_mb", "MB/step over lo"), ("sock_mb", "MB/step, our sockets"),
             ("theory_mb", "MB/step, theory"), ("comm_ms", "communication ms/step"),
-            ("gbps", "Gb/s through each worker (its bytes / communication time)")]
+            ("gbps", "Gb/s through each worker (medians: its bytes / communication)")]
     parts = ["### One process vs 2 workers on this machine (VGG19 + CBAM, %d px)" % res["size"],
              harness.format_table(measured_rows(res), cols),
              "Median [quartiles] over %d rounds of %d steps (the 224 px row: 1 step), "

@@ -98,8 +98,8 @@ def test_measured_rows_pair_each_round_with_the_compute_only_run():
         names[4]: _series([1.5, 1.0])}}
     rows = {r["what"]: r for r in case_cluster.measured_rows(res)}
     assert rows[names[2]]["comm_ms"] == "375 [312, 438]"   # 250 and 500 ms
-    # 1e8 socket bytes / 2 workers * 8 bits over 0.25 s and 0.5 s: 1.6 and 0.8 Gb/s
-    assert rows[names[2]]["gbps"] == "1.2 [1, 1.4]"
+    # 1e8 socket bytes / 2 workers * 8 bits over the median 0.375 s: 1.07 Gb/s
+    assert rows[names[2]]["gbps"] == "1.1"
     assert rows[names[3]]["comm_ms"] == "0 [0, 0]"
     assert rows[names[4]]["comm_ms"] == "500 [250, 750]"   # 1000 and 0 ms
     assert "comm_ms" not in rows[names[0]]
