@@ -15,8 +15,9 @@ classes) trains with plain SGD on a fixed random batch, side by side:
   (``vgg_patch.training.replicas``: one ``CollectiveReduceV2`` per dtype) in a
   plain graph and ``tf.compat.v1.Session`` on a ``tf.distribute.Server``
   (``experimental.collective_group_leader`` in both configs): worker-only
-  data parallelism; and **per tensor**: the same module's all-reduce called
-  once per gradient, so each goes out as backpropagation produces it;
+  data parallelism; **per tensor**: the same module's all-reduce called
+  once per gradient, so each goes out as backpropagation produces it; and **in
+  25 MiB packs** filled in backpropagation's order (cluster_task.BUCKET_BYTES);
 - **1 ps + 2 workers, SyncReplicasOptimizer**: ``replica_device_setter``
   (variables on the ps), ``SyncReplicasOptimizer`` in a
   ``MonitoredTrainingSession`` (slim_attention's repairs applied).
@@ -68,6 +69,8 @@ CONTESTANTS = (
     ("2 workers, collective all-reduce", ("worker 0", "worker 1"), "allreduce", 1, None),
     ("2 workers, collective all-reduce per tensor", ("worker 0", "worker 1"),
      "allreduce_each", 1, None),
+    ("2 workers, collective all-reduce in 25 MiB packs", ("worker 0", "worker 1"),
+     "allreduce_buckets", 1, None),
     ("1 ps + 2 workers, SyncReplicasOptimizer", ("worker 0", "worker 1"), "ps", 1, None),
 )
 #: The compute per image the projection starts from: 224 px, the whole machine.
@@ -296,7 +299,8 @@ def spread(values, scale=1.0):
 def _theory_bytes(mode, grad_bytes):
     """Bytes per step over ``lo`` (all processes) the engine needs in theory."""
     ring = 2 * projection.ring_allreduce_bytes(grad_bytes, 2)
-    return {"allreduce": ring, "allreduce_each": ring, "ps": 2 * 2 * grad_bytes}.get(mode, 0)
+    return {"allreduce": ring, "allreduce_each": ring, "allreduce_buckets": ring,
+            "ps": 2 * 2 * grad_bytes}.get(mode, 0)
 
 
 def measured_rows(res):
@@ -318,7 +322,7 @@ def measured_rows(res):
                "lo_mb": spread(got["lo_bytes"], 1e-6),
                "sock_mb": spread(got["socket_bytes"], 1e-6),
                "theory_mb": "%.1f" % (_theory_bytes(mode, res["grad_bytes"]) / 1e6)}
-        if mode in ("allreduce", "allreduce_each", "ps"):
+        if mode in ("allreduce", "allreduce_each", "allreduce_buckets", "ps"):
             comm = [t - r for t, r in zip(got["step_s"], ref)]
             row["comm_ms"] = spread(comm, 1e3)
             sent = [b for b in got["socket_bytes"] if b is not None]

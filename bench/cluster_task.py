@@ -14,7 +14,9 @@ cluster from ``TF_CONFIG`` (``vgg_patch.cluster.tf_config``).
     (gradients averaged over the workers by one packed collective all-reduce,
     ``vgg_patch.training.replicas.Collectives``, then applied: synchronous
     data parallelism without a ps), ``allreduce_each`` (one all-reduce per
-    gradient tensor, each sent as soon as backpropagation produces it) and
+    gradient tensor, each sent as soon as backpropagation produces it),
+    ``allreduce_buckets`` (packs of ``BUCKET_BYTES`` in backpropagation's
+    order) and
     ``local`` (the same gradients applied unreduced: the worker's compute
     alone, no exchange);
   * mode ``ps``: variables on the ps job (``replica_device_setter``), the
@@ -36,6 +38,8 @@ import time
 import numpy as np
 
 PREFIX = "CLUSTER_TASK "
+#: Size of the all-reduce packs of mode ``allreduce_buckets`` (float32 bytes).
+BUCKET_BYTES = 25 * 2**20
 #: Plain SGD: the step's cost is the gradients and one update, as in every engine.
 LEARNING_RATE = 1e-4
 
@@ -73,6 +77,21 @@ def build_loss(spec, seed):
         labels=labels, logits=vgg.fc8))
 
 
+def reduce_in_buckets(collectives, grads, bucket_bytes):
+    """``grads`` averaged in packs of about ``bucket_bytes``, filled in
+    backpropagation's order (last layer first), so a pack goes out as soon as
+    its own gradients exist; a larger tensor is a pack of its own."""
+    reduced, bucket, size = [None] * len(grads), [], 0
+    for i in reversed(range(len(grads))):
+        bucket.append(i)
+        size += 4 * grads[i].shape.num_elements()
+        if size >= bucket_bytes or i == 0:
+            for j, value in zip(bucket, collectives.all_reduce([grads[j] for j in bucket])):
+                reduced[j] = value
+            bucket, size = [], 0
+    return reduced
+
+
 def local_graph(spec, device, group_size):
     """The task's own variables; returns (graph, {mode: fetches}, init op,
     trainable parameter count)."""
@@ -94,6 +113,9 @@ def local_graph(spec, device, group_size):
                 ops["allreduce"] = [opt.apply_gradients(zip(packed, variables)), loss]
                 each = [collectives.all_reduce([grad], mean=True)[0] for grad in grads]
                 ops["allreduce_each"] = [opt.apply_gradients(zip(each, variables)), loss]
+                buckets = reduce_in_buckets(collectives, grads, BUCKET_BYTES)
+                ops["allreduce_buckets"] = [opt.apply_gradients(zip(buckets, variables)),
+                                            loss]
         init = tf1.global_variables_initializer()
         params = sum(int(np.prod(v.shape.as_list())) for v in variables)
     return graph, ops, init, params

@@ -85,6 +85,29 @@ def test_projection_command(capsys):
     assert "seconds_per_image must be > 0" in capsys.readouterr().err
 
 
+class _Grad:
+    def __init__(self, size):
+        self.size = size
+        self.shape = type("Shape", (), {"num_elements": lambda _: size})()
+
+
+class _Collectives:
+    def __init__(self):
+        self.calls = []
+
+    def all_reduce(self, tensors):
+        self.calls.append([t.size for t in tensors])
+        return ["reduced %d" % t.size for t in tensors]
+
+
+def test_buckets_fill_in_backprop_order_and_keep_positions():
+    import cluster_task
+    grads, fake = [_Grad(n) for n in (10, 1, 5, 3)], _Collectives()
+    out = cluster_task.reduce_in_buckets(fake, grads, bucket_bytes=24)
+    assert fake.calls == [[3, 5], [1, 10]]        # 12 + 20 bytes >= 24, then the rest
+    assert out == ["reduced 10", "reduced 1", "reduced 5", "reduced 3"]
+
+
 def _series(steps):
     return {"step_s": steps, "lo_bytes": [2e8, 2e8], "socket_bytes": [1e8, 1e8],
             "loss": [1.0, 1.0]}
@@ -95,20 +118,20 @@ def test_measured_rows_pair_each_round_with_the_compute_only_run():
     res = {"batch": 16, "batch224": 4, "grad_bytes": 100e6, "series": {
         names[0]: _series([1.0, 2.0]), names[1]: _series([0.5, 1.0]),
         names[2]: _series([0.75, 1.5]), names[3]: _series([0.5, 1.0]),
-        names[4]: _series([1.5, 1.0])}}
+        names[-1]: _series([1.5, 1.0])}}
     rows = {r["what"]: r for r in case_cluster.measured_rows(res)}
     assert rows[names[2]]["comm_ms"] == "375 [312, 438]"   # 250 and 500 ms
     # 1e8 socket bytes / 2 workers * 8 bits over the median 0.375 s: 1.07 Gb/s
     assert rows[names[2]]["gbps"] == "1.1"
     assert rows[names[3]]["comm_ms"] == "0 [0, 0]"
-    assert rows[names[4]]["comm_ms"] == "500 [250, 750]"   # 1000 and 0 ms
+    assert rows[names[-1]]["comm_ms"] == "500 [250, 750]"   # 1000 and 0 ms
     assert "comm_ms" not in rows[names[0]]
     assert rows[names[0]]["img_s"] == "12 [10, 14]"        # 16 / 1 s and 16 / 2 s
     assert rows[names[2]]["theory_mb"] == "200.0"          # 2 workers x G
     assert rows[names[3]]["theory_mb"] == "200.0"
-    assert rows[names[4]]["theory_mb"] == "400.0"          # 2 workers x (push + pull)
+    assert rows[names[-1]]["theory_mb"] == "400.0"          # 2 workers x (push + pull)
     assert rows[names[1]]["batch"] == "16 (8 each)"
-    assert rows[names[4]]["threads"] == "2 processes x 1+1 (+ ps 1+1)"
+    assert rows[names[-1]]["threads"] == "2 processes x 1+1 (+ ps 1+1)"
 
 
 def test_quick_run_exchanges_the_gradients_and_stops_every_process(monkeypatch):
@@ -125,8 +148,9 @@ def test_quick_run_exchanges_the_gradients_and_stops_every_process(monkeypatch):
     assert res["behavior"] == {"single": behavior, "ps 0": None, "worker 0": behavior,
                                "worker 1": behavior}
     allreduce = res["series"]["2 workers, collective all-reduce"]
-    each = res["series"]["2 workers, collective all-reduce per tensor"]
-    assert 2 * grad <= each["socket_bytes"][0] < 2.1 * grad
+    for variant in ("per tensor", "in 25 MiB packs"):
+        got = res["series"]["2 workers, collective all-reduce " + variant]
+        assert 2 * grad <= got["socket_bytes"][0] < 2.1 * grad
     ps = res["series"]["1 ps + 2 workers, SyncReplicasOptimizer"]
     # Each worker sends G in a 2-worker ring, and pushes + pulls G through the ps.
     assert 2 * grad <= allreduce["socket_bytes"][0] < 2.1 * grad
