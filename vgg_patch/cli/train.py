@@ -52,6 +52,7 @@ from vgg_patch.training import run_dir
 from vgg_patch.training.config import resolve_config
 from vgg_patch.training.run import train
 from vgg_patch.training.signals import StopRequest
+from vgg_patch.training.workers import PeerLost, restart_process
 
 PROG = "vgg19-cbam-train"
 _LOG = logging.getLogger("vgg_patch.train")
@@ -128,6 +129,10 @@ def add_output_flags(a):
       help="validation images whose attention maps go to TensorBoard (default 4)")
     a("--seed", type=int, default=0, help="seed of the split, shuffling and init "
                                           "(default 0)")
+    a("--peer-timeout", type=float, default=60.0,
+      help="on a cluster (TF_CONFIG set): seconds a worker waits for a missing or "
+           "stalled peer before every process stops with an error naming it "
+           "(default 60; docs/distributed.md)")
 
 
 def build_parser():
@@ -176,6 +181,12 @@ def run_training(args, prog=PROG, make_network=None):
     except UsageError as err:
         report_error(prog, err)
         return EXIT_USAGE
+    except PeerLost as err:  # on a cluster
+        if err.rejoin:
+            print("%s: %s" % (prog, err), file=sys.stderr)
+            restart_process(err.starting)  # does not return
+        report_error(prog, err)
+        return EXIT_FAILED
     except TrainingFailed as err:
         report_error(prog, err)
         return EXIT_FAILED
@@ -183,6 +194,12 @@ def run_training(args, prog=PROG, make_network=None):
         print("%s: %s" % (prog, str(err) or "interrupted before a checkpoint could be "
                           "saved; the previous checkpoint is intact"), file=sys.stderr)
         return EXIT_INTERRUPTED
+    if not result.get("chief", True):
+        print("best validation accuracy: %.3f (epoch %d; %d steps, %s); this worker "
+              "writes nothing: the chief wrote the checkpoints and the best weights"
+              % (result["best_accuracy"], result["best_epoch"] + 1, result["global_step"],
+                 format_duration(time.time() - t0)))
+        return EXIT_OK
     print("best validation accuracy: %.3f (epoch %d; %d steps, %s); best weights: %s; "
           "checkpoints, classes.txt and TensorBoard logs: %s; TensorBoard: "
           "%s --logdir %s"

@@ -79,6 +79,10 @@ def _check_ranges(args):
         raise UsageError("--warmup-epochs must be >= 0, got %r" % args.warmup_epochs)
     if args.attention_images < 0:
         raise UsageError("--attention-images must be >= 0, got %r" % args.attention_images)
+    peer_timeout = getattr(args, "peer_timeout", 60.0)
+    if not 0 < peer_timeout < math.inf:
+        raise UsageError("--peer-timeout must be a positive number of seconds, got %r"
+                         % peer_timeout)
 
 
 def resolve_config(args):

@@ -44,13 +44,15 @@ def _separate_val_dir(args, class_names, should_stop):
     return val_paths, val_labels, bad
 
 
-def prepare_data(args, should_stop=None):
+def prepare_data(args, should_stop=None, demo_root=None):
     """Scans, checks and splits the images of the run (writes the demo data if needed).
 
     Args:
       args: the resolved configuration.
       should_stop: optional callable polled during the scan (see
         :func:`vgg_patch.data.scan_image_folder`).
+      demo_root: where the demo's images go (default ``--train-dir``; a
+        cluster's non-chief workers write nothing there).
 
     Returns:
       A :class:`Dataset`.
@@ -61,7 +63,8 @@ def prepare_data(args, should_stop=None):
     """
     data_dir = args.data_dir
     if args.demo:
-        data_dir = data_lib.write_demo_digits(os.path.join(args.train_dir, DEMO_DATA_DIR))
+        data_dir = data_lib.write_demo_digits(os.path.join(demo_root or args.train_dir,
+                                                           DEMO_DATA_DIR))
     paths, labels, class_names = data_lib.scan_image_folder(
         data_dir, "--data-dir" if not args.demo else "demo data", should_stop)
     paths, labels, bad = data_lib.check_images(paths, labels)

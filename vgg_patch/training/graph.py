@@ -40,6 +40,12 @@ class TrainGraph:  # pylint: disable=too-many-instance-attributes
     ``saved_variables`` and ``weights_finite`` (checked before each save),
     ``saver`` (the run's checkpoints), ``best_saver`` (``best/``, the network
     only) and ``init``.
+
+    On a cluster (:mod:`vgg_patch.training.workers`) the train pipeline
+    gives this worker's share of each global batch, the gradients are
+    all-reduced (weighted by each worker's image count, so the result is the
+    global batch's mean gradient), ``step_metrics`` are the global batch's and
+    ``sync_from_chief`` gives every worker the chief's variables.
     """
     global_step: Tensor
     epoch: Tensor
@@ -76,6 +82,16 @@ class TrainGraph:  # pylint: disable=too-many-instance-attributes
     saver: typing.Any
     best_saver: typing.Any
     init: Tensor
+    # The step's [loss, accuracy, image count] over the global batch (on a
+    # cluster: all workers'); on a cluster also the stop flag fed in and the
+    # reduced one (> 0: some worker asked to stop) and the chief's broadcast.
+    step_metrics: list = None
+    stop_flag: Tensor = None
+    sync_from_chief: Tensor = None
+    # On a cluster: [fed local (correct, count, xent sum), their all-reduced sums];
+    # [fed dataset fingerprint, its mean over the workers].
+    val_sums: list = None
+    data_check: list = None
 
 
 def _loop_state():
@@ -100,11 +116,12 @@ def _loop_state():
     return state
 
 
-def _inputs(args):
-    """The three pipelines behind one feedable iterator."""
+def _inputs(args, workers):
+    """The three pipelines behind one feedable iterator (train: this worker's share)."""
     import tensorflow as tf
+    share = args.batch_size // (workers.size if workers else 1)
     fields = dict(
-        train_input=data_lib.ImagePipeline(args.image_size, args.batch_size, True,
+        train_input=data_lib.ImagePipeline(args.image_size, share, True,
                                            flip=args.flip, name="train_input"),
         val_input=data_lib.ImagePipeline(args.image_size, args.batch_size, False,
                                          name="val_input"),
@@ -168,7 +185,31 @@ def _summaries_and_savers(args, fields):
     fields["init"] = tf.compat.v1.global_variables_initializer()
 
 
-def build_graph(args, num_classes, steps_per_epoch, total_steps, network=None):
+def _cluster_aggregate(fields, collectives):
+    """The all-reduce of the gradients and the step's metrics (see ``TrainGraph``)."""
+    import tensorflow as tf
+    count = tf.cast(fields["batch_count"], tf.float32)
+    fields["stop_flag"] = tf.compat.v1.placeholder_with_default(0.0, [], name="stop_flag")
+    local = tf.stack([count, fields["xent"] * count, fields["accuracy"] * count,
+                      fields["stop_flag"]])
+
+    def aggregate(grads_and_vars):
+        # Sum of count * mean gradient over the workers / sum of counts: the
+        # global batch's mean gradient, for equal or unequal shares.
+        grads = [None if g is None else tf.convert_to_tensor(g) * count
+                 for g, _ in grads_and_vars]
+        reduced = collectives.all_reduce(grads + [local], mean=False)
+        total = reduced[-1]
+        loss = tf.identity(total[1] / total[0] + fields["l2"], name="global_loss")
+        fields["step_metrics"] = [loss, total[2] / total[0],
+                                  tf.cast(total[0], tf.int64), total[3]]
+        return ([(None if g is None else g / total[0], v)
+                 for g, (_, v) in zip(reduced[:-1], grads_and_vars)], loss)
+    return aggregate
+
+
+def build_graph(args, num_classes, steps_per_epoch, total_steps, network=None,
+                workers=None):
     """Builds the training graph in the current default graph.
 
     Args:
@@ -178,6 +219,8 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps, network=None):
       total_steps: training steps of the whole run (for the schedule).
       network: the network to train (see :mod:`vgg_patch.training.network`);
         default: VGG19+CBAM configured by ``args``.
+      workers: a :class:`vgg_patch.training.workers.Workers` on a cluster
+        (build under its ``device``), else None.
 
     Returns:
       A :class:`TrainGraph`.
@@ -192,7 +235,7 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps, network=None):
         network = Vgg19Network(num_classes, args.weights, args.dropout, args.winograd)
     tf.compat.v1.set_random_seed(args.seed)
     fields = _loop_state()
-    fields.update(_inputs(args))
+    fields.update(_inputs(args, workers))
     output = network.build(fields["images"], fields["train_mode"])
     fields.update(network=network, model_variables=network.model_variables())
     fields.update(_metrics(output.logits, fields["labels"]))
@@ -204,12 +247,26 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps, network=None):
         int(round(args.warmup_epochs * steps_per_epoch)))
     trainable_names = {v.op.name for v in tf.compat.v1.trainable_variables()}
     statistics = [v for v in fields["model_variables"] if v.op.name not in trainable_names]
+    collectives = aggregate = None
+    if workers is not None:
+        from vgg_patch.training.replicas import Collectives
+        collectives = Collectives(workers.size, timeout=workers.peer_timeout)
+        aggregate = _cluster_aggregate(fields, collectives)
     fields["train_op"], fields["copy_statistics"], fields["restore_statistics"] = (
         optimization.guarded_train_op(
             optimization.make_optimizer(args, fields["learning_rate"]), fields["loss"],
             trainable, fields["global_step"], statistics,
-            tuple(args.trainable_scopes) or ("",)))
+            tuple(args.trainable_scopes) or ("",), aggregate))
+    if workers is None:
+        fields["step_metrics"] = [fields["loss"], fields["accuracy"], fields["batch_count"]]
     # Drawn in Python by vgg_patch.figure, like vgg19-cbam-predict's PNG.
     fields["attention_fetch"] = [fields["images"], output.attention_map]
     _summaries_and_savers(args, fields)
+    if collectives is not None:
+        fields["sync_from_chief"] = collectives.broadcast(fields["saved_variables"],
+                                                          workers.is_chief)
+        local = tf.compat.v1.placeholder(tf.float32, [3], name="validation_sums")
+        fields["val_sums"] = [local, collectives.all_reduce([local], mean=False)[0]]
+        local = tf.compat.v1.placeholder(tf.float32, [6], name="dataset_fingerprint")
+        fields["data_check"] = [local, collectives.all_reduce([local])[0]]
     return TrainGraph(**fields)

@@ -21,6 +21,7 @@ from vgg_patch.training.optimization import run_step
 from vgg_patch.training.run_dir import BEST_DIR, CKPT_NAME, remove_temp_files
 from vgg_patch.training.signals import check_stop, stop_requested
 from vgg_patch.training.summaries import attention_summary, validation_summary
+from vgg_patch.training.workers import AgreedStop
 
 logger = logging.getLogger("vgg_patch.train")
 
@@ -43,9 +44,13 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
       steps_per_epoch: training steps of one epoch.
       total_steps: training steps of the whole run.
       stop: a :class:`~vgg_patch.training.signals.StopRequest` or None.
+      workers: on a cluster, the :class:`~vgg_patch.training.workers.Workers`:
+        only the chief restores and writes; the others get the chief's
+        variables; each trains on its share; a stop is agreed in a step.
     """
 
-    def __init__(self, sess, graph, args, dataset, steps_per_epoch, total_steps, stop):
+    def __init__(self, sess, graph, args, dataset, steps_per_epoch, total_steps, stop,
+                 workers=None):
         self.sess, self.graph, self.args, self.dataset = sess, graph, args, dataset
         self.steps_per_epoch, self.total_steps, self.stop = (steps_per_epoch, total_steps,
                                                              stop)
@@ -55,6 +60,10 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         self.step = self.epoch = self.position = self.best_epoch = 0
         self.best_acc = 0.0
         self.writer = self.handles = None
+        self.workers, self.chief = workers, workers is None or workers.is_chief
+        self.local_stop = stop
+        if workers is not None:  # the loop honours only a stop all workers agreed on
+            self.stop = AgreedStop()
 
     # -- set-up ---------------------------------------------------------------
 
@@ -62,14 +71,18 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         """Restores the newest checkpoint (or initialises) and reads the loop state."""
         import tensorflow as tf
         sess, graph = self.sess, self.graph
-        self.restored = checkpoints.restore_latest(
-            sess, graph.saver, self.args.train_dir,
-            sess.graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES))
+        if self.chief:
+            self.restored = checkpoints.restore_latest(
+                sess, graph.saver, self.args.train_dir,
+                sess.graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES))
         check_stop(self.stop, "while restoring the checkpoint")
         if self.restored is None:
             sess.run(graph.init)
-            logger.info("starting from %s", "weights %s" % self.args.weights
-                        if self.args.weights else "scratch (random initialisation)")
+            logger.info("starting from %s", "the chief's variables" if not self.chief
+                        else "weights %s" % self.args.weights if self.args.weights
+                        else "scratch (random initialisation)")
+        if graph.sync_from_chief is not None:
+            sess.run(graph.sync_from_chief)  # every worker: the chief's values
         sess.run(graph.copy_statistics)
         check_stop(self.stop, "while initialising")
         step, epoch, position, best_acc, best_epoch = sess.run(
@@ -85,14 +98,15 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         """Opens the summary writer and the pipelines' iterator handles."""
         import tensorflow as tf
         graph = self.graph
-        with self.writing(_SUMMARIES, self.args.train_dir):
-            self.writer = tf.compat.v1.summary.FileWriter(
-                self.args.train_dir,
-                graph=self.sess.graph if self.restored is None else None)
-            # Tell TensorBoard to drop events after this step left by a killed run.
-            self.writer.add_session_log(
-                tf.compat.v1.SessionLog(status=tf.compat.v1.SessionLog.START),
-                global_step=self.step)
+        if self.chief:  # the chief alone writes files
+            with self.writing(_SUMMARIES, self.args.train_dir):
+                self.writer = tf.compat.v1.summary.FileWriter(
+                    self.args.train_dir,
+                    graph=self.sess.graph if self.restored is None else None)
+                # Tell TensorBoard to drop events after this step left by a killed run.
+                self.writer.add_session_log(
+                    tf.compat.v1.SessionLog(status=tf.compat.v1.SessionLog.START),
+                    global_step=self.step)
         self.handles = dict(zip(("train", "val", "attention"), self.sess.run(
             [p.iterator.string_handle() for p in (graph.train_input, graph.val_input,
                                                   graph.attention_input)])))
@@ -115,11 +129,15 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
             raise checkpoints.write_failed(what, path, err, self.last_good) from None
 
     def add_summary(self, summary):
-        """Writes ``summary`` at the current step."""
+        """Writes ``summary`` at the current step (the chief; others write nothing)."""
+        if self.writer is None:
+            return
         with self.writing(_SUMMARIES, self.args.train_dir):
             self.writer.add_summary(summary, self.step)
 
     def close_writer(self):
+        if self.writer is None:
+            return
         with self.writing(_SUMMARIES, self.args.train_dir):
             self.writer.close()
 
@@ -130,6 +148,8 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
           TrainingFailed: a saved variable is NaN or infinite (nothing saved).
         """
         sess, graph = self.sess, self.graph
+        if not self.chief:
+            return None
         if not sess.run(graph.weights_finite):
             raise TrainingFailed(
                 "the weights became NaN or infinite at step %d (learning rate %.3g too "
@@ -152,13 +172,20 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
     def _saved_this_step(self):
         return (self.last_saved or "").endswith("-%d" % self.step)
 
+    def save_once(self, reason):
+        """The current step's checkpoint: the one saved already, else a new one."""
+        return self.last_saved if self._saved_this_step() else self.save(reason)
+
     # -- validation -----------------------------------------------------------
 
     def evaluate(self):
-        """``(accuracy, cross_entropy)`` over the validation images."""
+        """``(accuracy, cross_entropy)`` over the validation images (on a cluster:
+        each worker its share, the sums all-reduced)."""
         import tensorflow as tf
-        graph, val_paths = self.graph, self.dataset.val_paths
-        graph.val_input.initialize(self.sess, val_paths, self.dataset.val_labels)
+        graph, val_paths, labels = self.graph, self.dataset.val_paths, self.dataset.val_labels
+        if self.workers is not None:
+            val_paths, labels = self.workers.split(val_paths), self.workers.split(labels)
+        graph.val_input.initialize(self.sess, val_paths, labels)
         correct = count = 0
         xent_sum = 0.0
         while True:
@@ -173,15 +200,18 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
             correct += int(c)
             count += int(n)
             xent_sum += float(xent) * int(n)
-        if count < len(val_paths):
+        if graph.val_sums is not None:
+            correct, count, xent_sum = self.sess.run(
+                graph.val_sums[1], {graph.val_sums[0]: [correct, count, xent_sum]})
+        if count < len(self.dataset.val_paths):
             logger.warning("%d validation image(s) failed to decode in TensorFlow and "
-                           "were skipped", len(val_paths) - count)
+                           "were skipped", len(self.dataset.val_paths) - count)
         return correct / float(max(1, count)), xent_sum / float(max(1, count))
 
     def summarize_attention(self):
         """Draws the first validation images' attention maps into TensorBoard."""
         import tensorflow as tf
-        if self.args.attention_images <= 0:
+        if self.args.attention_images <= 0 or not self.chief:
             return
         graph, val_paths = self.graph, self.dataset.val_paths
         k = min(self.args.attention_images, len(val_paths))
@@ -210,12 +240,14 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         if stop_requested(self.stop):
             raise Interrupted()
         self.summarize_attention()
-        if acc > self.best_acc:
+        if acc > self.best_acc:  # every worker: same weights, same decision
             self.best_acc, self.best_epoch = acc, self.epoch
             best_prefix = os.path.join(self.best_dir, CKPT_NAME)
             with self.writing("the best checkpoint:", "%s-%d" % (best_prefix, self.step)):
-                self.graph.best_saver.save(self.sess, best_prefix, global_step=self.step,
-                                           latest_filename="checkpoint")
+                if self.chief:
+                    self.graph.best_saver.save(self.sess, best_prefix,
+                                               global_step=self.step,
+                                               latest_filename="checkpoint")
         logger.info("epoch %d/%d: validation accuracy %.3f (best %.3f, epoch %d), "
                     "step %d, %.1f s validating", self.epoch + 1, self.args.epochs, acc,
                     self.best_acc, self.best_epoch + 1, self.step, seconds)
@@ -232,13 +264,15 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         """
         import tensorflow as tf
         graph, args = self.graph, self.args
-        fetch = [graph.train_op, graph.loss, graph.accuracy, graph.batch_count]
-        want_summary = (self.step + 1) % args.summary_every == 0
+        fetch = [graph.train_op] + list(graph.step_metrics)
+        feed = {graph.handle: self.handles["train"], graph.train_mode: True}
+        if graph.stop_flag is not None:  # a stop asked here ends this step everywhere
+            feed[graph.stop_flag] = float(stop_requested(self.local_stop))
+        want_summary = self.chief and (self.step + 1) % args.summary_every == 0
         if want_summary:
             fetch.append(graph.train_summary)
         try:
-            out = run_step(self.sess, graph, fetch, {graph.handle: self.handles["train"],
-                                                     graph.train_mode: True})
+            out = run_step(self.sess, graph, fetch, feed)
         except tf.errors.OutOfRangeError:
             return None
         if out is None:
@@ -250,7 +284,9 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         self.step += 1
         self.position += int(out[3])
         if want_summary:
-            self.add_summary(out[4])
+            self.add_summary(out[-1])
+        if graph.stop_flag is not None and out[4] > 0:
+            self.stop.agree()
         return float(out[1]), float(out[2]), int(out[3])
 
     def train_epoch(self):
@@ -263,12 +299,14 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         order = data_lib.epoch_order(n_train, args.seed, self.epoch)[self.position:]
         exhausted = len(order) == 0
         if not exhausted:
+            mine = order if self.workers is None else self.workers.shard(order,
+                                                                         args.batch_size)
             self.graph.train_input.initialize(
-                self.sess, [self.dataset.train_paths[i] for i in order],
-                self.dataset.train_labels[order])
+                self.sess, [self.dataset.train_paths[i] for i in mine],
+                self.dataset.train_labels[mine])
         done = self.steps_per_epoch - int(math.ceil(len(order) / float(args.batch_size)))
         bar = None
-        if not args.quiet and not exhausted:
+        if not args.quiet and not exhausted and self.chief:
             bar = ProgressBar(self.steps_per_epoch,
                               prefix="epoch %d/%d" % (self.epoch + 1, args.epochs))
         t_pass, seen = time.time(), 0
@@ -324,7 +362,7 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
                                "run the same command again to resume"
                                % ("; checkpoint %s is intact" % self.restored
                                   if self.restored else ""))
-        path = self.last_saved if self._saved_this_step() else self.save("interrupted")
+        path = self.save_once("interrupted") or "(the chief's)"
         self.close_writer()
         return Interrupted("interrupted: saved checkpoint %s (step %d); run the same "
                            "command again to resume" % (path, self.step))
@@ -335,6 +373,8 @@ class Trainer:  # pylint: disable=too-many-instance-attributes
         import tensorflow as tf
         graph = self.graph
         path = os.path.join(self.args.train_dir, graph.network.export_name)
+        if not self.chief:
+            return None
         with self.writing("the export", path, OSError):  # TF errors: reading, not writing
             best = tf.train.latest_checkpoint(self.best_dir)
             if best is not None:

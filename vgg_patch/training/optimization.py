@@ -95,7 +95,8 @@ def _copy(sources, targets):
             for s, t in zip(sources, targets)]
 
 
-def guarded_train_op(optimizer, loss, trainable, global_step, statistics, trained_scopes):
+def guarded_train_op(optimizer, loss, trainable, global_step, statistics, trained_scopes,
+                     aggregate=None):
     """The train op: a step that fails the finiteness check changes nothing.
 
     Args:
@@ -107,6 +108,9 @@ def guarded_train_op(optimizer, loss, trainable, global_step, statistics, traine
         (batch-norm moving statistics), copied aside after each good step.
       trained_scopes: scope prefixes whose ``UPDATE_OPS`` run with the step
         (``('',)``: all).
+      aggregate: on a cluster, ``aggregate(grads_and_vars)`` returns the
+        all-reduced ``(grads_and_vars, loss)``, which the check then sees
+        (so every worker fails the same step alike).
 
     Returns:
       ``(train_op, copy_statistics, restore_statistics)``: the step, the op
@@ -115,6 +119,8 @@ def guarded_train_op(optimizer, loss, trainable, global_step, statistics, traine
     """
     import tensorflow as tf
     grads_and_vars = optimizer.compute_gradients(loss, var_list=trainable)
+    if aggregate is not None:
+        grads_and_vars, loss = aggregate(grads_and_vars)
     grads = [gv[0] for gv in grads_and_vars if gv[0] is not None]
     # A non-finite loss or gradient fails the step BEFORE any weight, optimizer
     # slot or the global step changes (every update depends on the check).

@@ -6,8 +6,8 @@ folder (:mod:`~vgg_patch.training.run_dir`), builds the graph
 (:mod:`~vgg_patch.training.graph`) and hands it to the
 :class:`~vgg_patch.training.loop.Trainer`.
 """
+import contextlib
 import logging
-import math
 
 from vgg_patch.cli.common import UsageError
 from vgg_patch.session import session_config
@@ -18,14 +18,15 @@ from vgg_patch.training.loop import Trainer
 from vgg_patch.training.network import Vgg19Network
 from vgg_patch.training.run_dir import check_or_write_run_files, remove_temp_files
 from vgg_patch.training.signals import check_stop, stop_requested
+from vgg_patch.training import workers as workers_lib
 
 logger = logging.getLogger("vgg_patch.train")
 
 
-def _plan(args, dataset):
+def _plan(args, dataset, workers):
     """``(steps_per_epoch, total_steps)``, logged with the dataset's sizes."""
     n_train, n_val = len(dataset.train_paths), len(dataset.val_paths)
-    steps_per_epoch = int(math.ceil(n_train / float(args.batch_size)))
+    steps_per_epoch = workers_lib.steps_per_epoch(n_train, args.batch_size, workers)
     total_steps = steps_per_epoch * args.epochs
     if args.max_steps is not None:
         total_steps = min(total_steps, args.max_steps)
@@ -49,7 +50,8 @@ def train(args, stop=None, make_network=None):
 
     Returns:
       A dict with ``best_accuracy``, ``best_epoch``, ``global_step``,
-      ``export_path``, ``train_dir`` and ``num_corrupt``.
+      ``export_path``, ``train_dir``, ``num_corrupt`` and ``chief`` (False on
+      a cluster's other workers, which write nothing: ``export_path`` None).
 
     Raises:
       UsageError: bad input (folders, weights, settings).
@@ -59,8 +61,11 @@ def train(args, stop=None, make_network=None):
         training had begun.
     """
     import tensorflow as tf
+    workers = workers_lib.from_environment(args)
     try:
-        dataset = prepare_data(args, lambda: stop_requested(stop))
+        dataset = prepare_data(args, lambda: stop_requested(stop),
+                               None if workers is None or workers.is_chief
+                               else workers_lib.scratch_dir())
     except (OSError, ValueError) as err:
         raise UsageError(str(err)) from None
     num_classes = len(dataset.class_names)
@@ -72,18 +77,59 @@ def train(args, stop=None, make_network=None):
     else:
         network = make_network(args, dataset)
     check_model_fits(args, num_classes, network)
-    check_or_write_run_files(args, dataset, num_classes, network.run_settings)
-    remove_temp_files(args.train_dir)
-    steps_per_epoch, total_steps = _plan(args, dataset)
+    if workers is None or workers.is_chief:  # the chief alone writes files
+        check_or_write_run_files(args, dataset, num_classes, network.run_settings)
+        remove_temp_files(args.train_dir)
+    steps_per_epoch, total_steps = _plan(args, dataset, workers)
     check_stop(stop, "before building the graph")
     logger.info("building the graph")
-    with tf.Graph().as_default() as tf_graph:
+    with tf.Graph().as_default() as tf_graph, \
+            tf.device(workers.device if workers else None):
         try:
-            graph = build_graph(args, num_classes, steps_per_epoch, total_steps, network)
+            graph = build_graph(args, num_classes, steps_per_epoch, total_steps, network,
+                                workers)
         except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
             raise UsageError(str(err).splitlines()[0] if str(err) else repr(err)) from None
         check_stop(stop, "while building the graph")
         tf_graph.finalize()
-        with tf.compat.v1.Session(graph=tf_graph, config=session_config(args.bf16)) as sess:
-            return Trainer(sess, graph, args, dataset, steps_per_epoch, total_steps,
-                           stop).run()
+        config, target = session_config(args.bf16), ""
+        if workers is not None:
+            config, target = workers.start(config), workers.server.target
+            workers.wait_for_peers(stop)
+            check_stop(stop, "while waiting for the other workers")
+        with tf.compat.v1.Session(target, graph=tf_graph, config=config) as sess:
+            trainer = Trainer(sess, graph, args, dataset, steps_per_epoch, total_steps,
+                              stop, workers)
+            with _peer_failures(trainer, workers):
+                if workers is not None:
+                    _check_same_data(sess, graph, dataset)
+                return dict(trainer.run(), chief=trainer.chief)
+
+
+def _check_same_data(sess, graph, dataset):
+    """Refuses to train when this worker's images differ from the others'."""
+    mine = workers_lib.dataset_fingerprint(dataset)
+    mean = sess.run(graph.data_check[1], {graph.data_check[0]: mine})
+    if (mean != mine).any():
+        raise UsageError("the workers see different images (counts, names or labels "
+                         "differ): every worker needs the same --data-dir contents "
+                         "(and --val-dir, --val-fraction, --seed)")
+
+
+@contextlib.contextmanager
+def _peer_failures(trainer, workers):
+    """On a cluster: a failed collective -> the chief saves the step, then ``PeerLost``."""
+    import tensorflow as tf
+    if workers is None:
+        yield
+        return
+    try:
+        yield
+    except (tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+            tf.errors.UnavailableError, tf.errors.AbortedError):
+        saved, starting = None, trainer.handles is None
+        if workers.is_chief and not starting:
+            trainer.sess.run(trainer.graph.restore_statistics)  # the failed step's
+            saved = trainer.save_once("a peer was lost")
+        raise workers.lost(trainer.step, saved, starting,
+                           stop_requested(trainer.local_stop)) from None
