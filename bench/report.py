@@ -200,6 +200,7 @@ _RENDER = {
     "pipeline": _pipeline_table,
     "winograd": lambda res: __import__("case_winograd").render(res),
     "defaults": lambda res: __import__("case_defaults").render(res),
+    "cluster": lambda res: __import__("case_cluster").render(res),
 }
 
 

@@ -67,6 +67,7 @@ CASES = {
     "pipeline": ("case_pipeline", "run"),
     "winograd": ("case_winograd", "run"),
     "defaults": ("case_defaults", "run"),
+    "cluster": ("case_cluster", "run"),
 }
 
 
