@@ -57,6 +57,46 @@ def _groups(quick):
     return out
 
 
+def _network_step(tf, model, size, batch, winograd):
+    """``(session, step)``: one SGD step of ``model`` (SlimNetwork, with
+    ``winograd``'s convolutions on Winograd) at ``size`` px, in a graph of its
+    own; the step fetches the loss, so nothing is pruned."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from vgg_patch.training.slim_network import SlimNetwork  # pylint: disable=import-outside-toplevel
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)
+        images = tf.constant(np.random.RandomState(0).rand(batch, size, size, 3)
+                             .astype(np.float32))
+        labels = tf.constant(np.arange(batch) % 10)
+        out = SlimNetwork(model, 10, winograd=winograd).build(images, True)
+        loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, out.logits)
+        with tf.control_dependencies(tf.compat.v1.get_collection(
+                tf.compat.v1.GraphKeys.UPDATE_OPS)):
+            train = tf.compat.v1.train.GradientDescentOptimizer(1e-3).minimize(loss)
+        init = tf.compat.v1.global_variables_initializer()
+    sess = tf.compat.v1.Session(graph=graph)
+    sess.run(init)
+    sess.run([train, loss])  # warm-up (XLA compiles Winograd's transforms)
+    return sess, lambda: sess.run([train, loss])
+
+
+def time_network(tf, model, size, batch, reps):
+    """A whole training step of ``model`` with the rule's Winograd blocks
+    against direct, interleaved; returns one row (per-round times, the
+    round-by-round speed-up's quartiles)."""
+    rule = fastpath.resnet_winograd_blocks(size, True)
+    ways = {way: _network_step(tf, model, size, batch, way) for way in ((), rule)}
+    times = harness.interleaved({way: fn for way, (_, fn) in ways.items()}, 0, reps)
+    for sess, _ in ways.values():
+        sess.close()
+    low, mid, high = case_winograd.quartiles(
+        [d / w for d, w in zip(times[()], times[rule])])
+    return {"model": model, "size": size, "batch": batch, "winograd": list(rule),
+            "direct_s": times[()], "winograd_s": times[rule], "speedup": mid,
+            "q1": low, "q3": high}
+
+
 def run(args):
     """Every group; returns the rows and the load average before each group."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
