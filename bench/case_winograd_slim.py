@@ -15,6 +15,10 @@ would compute the stride-1 output and keep a quarter of it): those stay
 direct, and are not timed. Counted per ResNet-50: block1 2 of its 3 units,
 block2 3 of 4, block3 5 of 6, block4 all 3.
 
+Then the whole network: a ResNet-50 v1 training step at the demo's 64 px,
+batch 32, direct against the rule's Winograd blocks and all four
+(:func:`time_network`).
+
 VGG: slim's vgg_16/vgg_19 have VGG19's conv shapes (224 px only: fc6 fixes
 the size), which case ``winograd`` measures in full at batch 16; here three
 of them at 224 px check that its rule holds at the trainer's batch 32.
@@ -81,20 +85,23 @@ def _network_step(tf, model, size, batch, winograd):
     return sess, lambda: sess.run([train, loss])
 
 
-def time_network(tf, model, size, batch, reps):
-    """A whole training step of ``model`` with the rule's Winograd blocks
-    against direct, interleaved; returns one row (per-round times, the
-    round-by-round speed-up's quartiles)."""
-    rule = fastpath.resnet_winograd_blocks(size, True)
-    ways = {way: _network_step(tf, model, size, batch, way) for way in ((), rule)}
-    times = harness.interleaved({way: fn for way, (_, fn) in ways.items()}, 0, reps)
-    for sess, _ in ways.values():
+def time_network(tf, model, size, batch, reps, ways=None):
+    """Whole training steps of ``model``, direct and with Winograd in each of
+    ``ways`` (tuples of blocks; default: the rule's), interleaved; returns
+    one row per way (per-round times, the round-by-round speed-up's quartiles)."""
+    ways = [()] + list(ways or [fastpath.resnet_winograd_blocks(size, True)])
+    steps = {way: _network_step(tf, model, size, batch, way) for way in ways}
+    times = harness.interleaved({way: fn for way, (_, fn) in steps.items()}, 0, reps)
+    for sess, _ in steps.values():
         sess.close()
-    low, mid, high = case_winograd.quartiles(
-        [d / w for d, w in zip(times[()], times[rule])])
-    return {"model": model, "size": size, "batch": batch, "winograd": list(rule),
-            "direct_s": times[()], "winograd_s": times[rule], "speedup": mid,
-            "q1": low, "q3": high}
+    rows = []
+    for way in ways[1:]:
+        low, mid, high = case_winograd.quartiles(
+            [d / w for d, w in zip(times[()], times[way])])
+        rows.append({"model": model, "size": size, "batch": batch, "winograd": list(way),
+                     "direct_s": times[()], "winograd_s": times[way], "speedup": mid,
+                     "q1": low, "q3": high})
+    return rows
 
 
 def run(args):
@@ -109,7 +116,13 @@ def run(args):
         timed = case_winograd.time_pairs(tf, [s[:4] for s in shapes], mode, batch, reps)
         rows += [dict(timed[name], net=net, size=size, count=count)
                  for name, _, _, _, count in shapes]
-    return {"rows": rows, "loadavg": loads,
+    network = []
+    if not args.quick:  # the demo's size and batch, the rule's blocks and all four
+        loads.append("network 64 px train b32: %s" % harness.machine_info().get("loadavg"))
+        network = time_network(tf, "resnet_v1_50", 64, 32, 2 * reps,
+                               [fastpath.resnet_winograd_blocks(64, True),
+                                fastpath.RESNET_BLOCKS])
+    return {"rows": rows, "network": network, "loadavg": loads,
             "peak_rss_mib": harness.mib(harness.peak_rss_bytes())}
 
 
@@ -140,5 +153,10 @@ def render(res):
                     "- %d px %s batch %d: direct %.0f ms, Winograd %.0f ms, speed-up %.2f"
                     % (size, mode, batch, d, w, d / w)
                     for (size, mode, batch), (d, w) in sorted(sums.items())))
+    text += ["Whole training step (SGD), %s %d px batch %d, Winograd in %s: speed-up "
+             "%.2f [%.2f, %.2f]; best %.3f s direct, %.3f s Winograd" % (
+                 r["model"], r["size"], r["batch"], ", ".join(r["winograd"]),
+                 r["speedup"], r["q1"], r["q3"], min(r["direct_s"]), min(r["winograd_s"]))
+             for r in res.get("network", [])]
     text.append("Load average: " + "; ".join(res.get("loadavg", [])))
     return "\n\n".join(text)

@@ -35,6 +35,21 @@ REL_TOL = exactness.REL_TOL
 FAMILIES = {"v1": resnet_v1, "v2": resnet_v2}
 
 
+def test_the_resnet_rule_follows_the_table():
+    # docs/benchmarks.md, "Winograd in slim's networks": block1 never; training
+    # from 57 px (block2 side 8) down to block4's 2 x 2 at 33 px; inference at
+    # batch >= 16: block2 from 57 px, block4 from 129, block3 from 145; never
+    # at batch 1.
+    assert fastpath.resnet_winograd_blocks(64, True) == ("block2", "block3", "block4")
+    assert fastpath.resnet_winograd_blocks(33, True) == ("block4",)
+    assert fastpath.resnet_winograd_blocks(32, True) == ()
+    assert fastpath.resnet_winograd_blocks(64, False) == ("block2",)
+    assert fastpath.resnet_winograd_blocks(129, False) == ("block2", "block4")
+    assert fastpath.resnet_winograd_blocks(224, False) == ("block2", "block3", "block4")
+    assert fastpath.resnet_winograd_blocks(224, False, batch=1) == ()
+    assert [fastpath.resnet_side(224, b) for b in fastpath.RESNET_BLOCKS] == [56, 28, 14, 7]
+
+
 def test_the_rule_per_model():
     for model in ("resnet_v1_50", "resnet_v2_101"):
         for training in (True, False):

@@ -119,14 +119,16 @@ def winograd_layers(image_size, training, batch=FULL_BATCH):
 RESNET_BLOCKS = ('block1', 'block2', 'block3', 'block4')
 
 #: Block -> (smallest, largest) input side of its stride-1 units at which a
-#: ResNet (v1 and v2) uses Winograd when training (forward + backward measured
-#: faster at batch 16 and 32).
-RESNET_TRAINING_SIDES = {}
+#: ResNet (v1 and v2) uses Winograd when training: from the smallest side at
+#: which forward + backward measured faster (median) at both batch 16 and 32,
+#: there and at every larger side measured. block1 (64 channels) stays
+#: direct: slower at some larger sides. Sides below those measured stay direct.
+RESNET_TRAINING_SIDES = {'block2': (8, _ANY), 'block3': (4, _ANY), 'block4': (2, _ANY)}
 
-#: The same for inference at batch 16 and more.
-RESNET_INFERENCE_SIDES = {}
+#: The same for inference at batch 16 and more (forward measured at 16 and 32).
+RESNET_INFERENCE_SIDES = {'block2': (8, _ANY), 'block3': (10, _ANY), 'block4': (5, _ANY)}
 
-#: The same for inference at smaller batches (measured at batch 1).
+#: The same for inference at smaller batches: none (slower at batch 1 everywhere).
 RESNET_SMALL_BATCH_INFERENCE_SIDES = {}
 
 
