@@ -54,15 +54,24 @@ def side_of(size, stage):
     return size
 
 
-def _build(tf, size, mode, batch):
-    """One graph with every layer both ways; returns (graph, {layer: {way: fetch}})."""
+def build_pairs(tf, shapes, mode, batch):
+    """One graph with every shape both ways.
+
+    Args:
+      shapes: ``[(name, side, in, out)]``: a square input of ``side`` px.
+      mode: ``'forward'`` or ``'train'`` (forward + the input's and filters'
+        gradients).
+      batch: images per step.
+
+    Returns:
+      ``(graph, init_op, {name: {'direct' | 'winograd': fetch}})``.
+    """
     from vgg_patch import winograd  # pylint: disable=import-outside-toplevel
     graph = tf.Graph()
     fetches = {}
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)
-        for name, cin, cout, stage, _ in layer_table():
-            side = side_of(size, stage)
+        for name, side, cin, cout in shapes:
             init = tf.compat.v1.initializers.random_normal
             x = tf.compat.v1.get_variable(name + "_x", [batch, side, side, cin],
                                           initializer=init(), use_resource=True)
@@ -98,37 +107,49 @@ def _repeat_fn(sess, fetch):
     return run, n
 
 
-def _quartiles(values):
+def quartiles(values):
+    """(first quartile, median, third quartile) of ``values``."""
     v = sorted(values)
     q = statistics.quantiles(v, n=4) if len(v) > 1 else [v[0]] * 3
     return q[0], statistics.median(v), q[2]
 
 
-def _time_group(tf, size, mode, batch, reps):
-    """Rows for every layer at one (size, mode, batch)."""
-    graph, init_op, fetches = _build(tf, size, mode, batch)
-    rows = []
+def time_pairs(tf, shapes, mode, batch, reps):
+    """Direct against Winograd for each of ``shapes`` (see :func:`build_pairs`),
+    interleaved round by round; returns ``{name: row}`` with the per-round
+    times, the medians (ms) and the round-by-round speed-up's quartiles."""
+    graph, init_op, fetches = build_pairs(tf, shapes, mode, batch)
+    rows = {}
     with tf.compat.v1.Session(graph=graph) as sess:
         sess.run(init_op)
-        for name, cin, cout, stage, count in layer_table():
+        for name, side, cin, cout in shapes:
             fns, inner = {}, {}
             for way, fetch in fetches[name].items():
                 fns[way], inner[way] = _repeat_fn(sess, fetch)
             times = harness.interleaved(fns, 0, reps)
             direct = [t / inner["direct"] for t in times["direct"]]
             wino = [t / inner["winograd"] for t in times["winograd"]]
-            low, mid, high = _quartiles([d / w for d, w in zip(direct, wino)])
-            rows.append({"size": size, "mode": mode, "batch": batch, "layer": name,
-                         "side": side_of(size, stage), "cin": cin, "cout": cout,
-                         "count": count, "direct_ms": 1000 * statistics.median(direct),
-                         "winograd_ms": 1000 * statistics.median(wino),
-                         "speedup": mid, "q1": low, "q3": high, "rounds": reps,
-                         "direct_s": direct, "winograd_s": wino})
-            _LOG.info("%4d px %-7s b%-2d %-7s %3dx%-3d %3d->%-3d direct %8.2f ms "
-                      "winograd %8.2f ms  speed-up %.3f [%.3f, %.3f]", size, mode, batch,
-                      name, rows[-1]["side"], rows[-1]["side"], cin, cout,
-                      rows[-1]["direct_ms"], rows[-1]["winograd_ms"], mid, low, high)
+            low, mid, high = quartiles([d / w for d, w in zip(direct, wino)])
+            rows[name] = {"mode": mode, "batch": batch, "layer": name, "side": side,
+                          "cin": cin, "cout": cout,
+                          "direct_ms": 1000 * statistics.median(direct),
+                          "winograd_ms": 1000 * statistics.median(wino),
+                          "speedup": mid, "q1": low, "q3": high, "rounds": reps,
+                          "direct_s": direct, "winograd_s": wino}
+            _LOG.info("%-7s b%-2d %-12s %3dx%-3d %3d->%-3d direct %8.2f ms "
+                      "winograd %8.2f ms  speed-up %.3f [%.3f, %.3f]", mode, batch,
+                      name, side, side, cin, cout, rows[name]["direct_ms"],
+                      rows[name]["winograd_ms"], mid, low, high)
     return rows
+
+
+def _time_group(tf, size, mode, batch, reps):
+    """Rows for every VGG19 layer at one (size, mode, batch)."""
+    table = layer_table()
+    timed_rows = time_pairs(tf, [(name, side_of(size, stage), cin, cout)
+                                 for name, cin, cout, stage, _ in table], mode, batch, reps)
+    return [dict(timed_rows[name], size=size, count=count)
+            for name, _, _, _, count in table]
 
 
 def run(args):

@@ -199,6 +199,7 @@ _RENDER = {
     "bf16": _bf16_table,
     "pipeline": _pipeline_table,
     "winograd": lambda res: __import__("case_winograd").render(res),
+    "winograd_slim": lambda res: __import__("case_winograd_slim").render(res),
     "defaults": lambda res: __import__("case_defaults").render(res),
     "cluster": lambda res: __import__("case_cluster").render(res),
 }

@@ -33,6 +33,9 @@ Cases (``--only`` takes these names):
 - ``winograd``: direct against Winograd convolutions per VGG19 layer shape and
   input size (32-224 px), forward at batch 1 and 16 and forward + backward at
   16: where Winograd pays (the rule of :mod:`vgg_patch.fastpath`).
+- ``winograd_slim``: the same for the 3x3 convolutions of slim's ResNet-50
+  (each unit's conv2) at 64-224 px and three of slim's VGG layers, forward at
+  batch 1, 16, 32 and forward + backward at 16 and 32 (slim-attention-train's rule).
 - ``defaults``: what users get: ``vgg19-cbam-train`` (224 px, batch 16) and
   ``vgg19-cbam-predict`` at their defaults, marginal images/s without
   start-up, against a Keras VGG19 training step and inference, per round.
@@ -66,6 +69,7 @@ CASES = {
     "bf16": ("case_bf16", "run"),
     "pipeline": ("case_pipeline", "run"),
     "winograd": ("case_winograd", "run"),
+    "winograd_slim": ("case_winograd_slim", "run"),
     "defaults": ("case_defaults", "run"),
     "cluster": ("case_cluster", "run"),
 }

@@ -19,7 +19,7 @@ from vgg_patch.cli import slim_predict
 from vgg_patch.cli import slim_train
 from vgg_patch.training import run_dir, slim_export, slim_models
 from vgg_patch.training.graph import build_graph
-from vgg_patch.training.slim_network import SlimNetwork, restore_map
+from vgg_patch.training.slim_network import SlimNetwork, choose_conv_path, restore_map
 
 tf1 = tf.compat.v1
 
@@ -62,10 +62,12 @@ def test_every_model_builds_in_the_trainer_graph(graph, model, attention):
     assert set(built.best_saver._var_list) >= set(built.model_variables)  # noqa
 
 
-def test_the_run_says_slim_networks_use_direct_convolutions():
+def test_the_run_says_which_convolutions_it_runs():
     args = _args("resnet_v1_50", "cbam")
-    assert args.winograd == () or args.winograd is False
-    assert args.conv_path == "convolutions: direct (slim networks: no Winograd path)"
+    path = choose_conv_path("resnet_v1_50", None, False, 32, True)
+    assert (args.winograd, args.conv_path) == (path.winograd, path.reason)
+    args = _args("resnet_v1_50", "none", "--no-winograd")
+    assert args.conv_path == "convolutions: direct (--no-winograd)"
 
 
 def test_image_size_and_flags_are_checked(capsys):
@@ -96,7 +98,8 @@ def test_demo_resumes_exports_and_predicts(tmp_path, capsys):
     assert (run["model"], run["attention"], run["image_size"]) == ("resnet_v1_50",
                                                                    "cbam", 32)
     capsys.readouterr()
-    assert slim_train.main(argv + ["--max-steps", "3"]) == 0
+    # Resumed on the other convolution path: its checkpoints are the same.
+    assert slim_train.main(argv + ["--max-steps", "3", "--winograd"]) == 0
     assert max(s for s, _ in run_dir.checkpoint_candidates(train_dir)) == 3
     assert "3 steps" in capsys.readouterr().out  # resumed at 2, one more step
     export = slim_export.read(train_dir)

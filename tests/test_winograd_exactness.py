@@ -47,16 +47,16 @@ def npy(tmp_path_factory):
     return _weights(tmp_path_factory)
 
 
-def test_set(count, seed=0):
-    """``count`` RGB images in [0, 1]: a quarter each of noise, stripes, rings
-    and solid colours with noise."""
+def test_set(count, seed=0, size=SIZE):
+    """``count`` RGB images of ``size`` px in [0, 1]: a quarter each of noise,
+    stripes, rings and solid colours with noise."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / float(SIZE)
-    out = np.empty((count, SIZE, SIZE, 3), np.float32)
+    yy, xx = np.mgrid[0:size, 0:size] / float(size)
+    out = np.empty((count, size, size, 3), np.float32)
     for i in range(count):
         kind = i % 4
         if kind == 0:
-            img = rng.random((SIZE, SIZE, 3))
+            img = rng.random((size, size, 3))
         elif kind == 1:
             freq, phase = rng.uniform(2, 12), rng.uniform(0, 6)
             img = 0.5 + 0.5 * np.sin(freq * (xx * rng.uniform(-1, 1) + yy) * 6 + phase)
@@ -66,7 +66,7 @@ def test_set(count, seed=0):
             img = 0.5 + 0.5 * np.cos(np.hypot(xx - cx, yy - cy) * rng.uniform(10, 40))
             img = img[..., None] * rng.random(3)
         else:
-            img = rng.random(3) + rng.normal(0, 0.05, (SIZE, SIZE, 3))
+            img = rng.random(3) + rng.normal(0, 0.05, (size, size, 3))
         out[i] = np.clip(img, 0, 1)
     return out
 

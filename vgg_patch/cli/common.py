@@ -60,7 +60,7 @@ def setup_logging(quiet):
     return undo
 
 
-def add_precision_flags(parser, task):
+def add_precision_flags(parser, task, forced="the 3x3 convolutions of stages 3-5"):
     """Adds ``--bf16`` and ``--winograd``/``--no-winograd`` to a command's parser.
 
     ``args.winograd`` is True, False, or None (neither: the default path,
@@ -69,6 +69,7 @@ def add_precision_flags(parser, task):
     Args:
       parser: the ``argparse.ArgumentParser``.
       task: ``'training'`` or ``'inference'``, for the help texts.
+      forced: the convolutions ``--winograd`` computes by Winograd, for its help.
     """
     parser.add_argument(
         "--bf16", action="store_true",
@@ -76,12 +77,12 @@ def add_precision_flags(parser, task):
              "BF16/AMX, see docs/benchmarks.md); weights and checkpoints stay float32")
     parser.add_argument(
         "--winograd", action=argparse.BooleanOptionalAction, default=None,
-        help="--winograd: compute the 3x3 convolutions of stages 3-5 by Winograd "
+        help="--winograd: compute %s by Winograd "
              "F(2x2, 3x3); --no-winograd: direct convolutions everywhere. Default: "
              "on CPU in float32, Winograd in the layers and at the image sizes where "
              "it measured faster for %s (docs/benchmarks.md), direct elsewhere, on "
              "GPU and with --bf16; the run's first lines say which. Same weights and "
-             "checkpoints either way; --winograd does not go with --bf16" % task)
+             "checkpoints either way; --winograd does not go with --bf16" % (forced, task))
 
 
 def check_precision_flags(args):

@@ -9,7 +9,9 @@ The run's ``export/slim-attention.json`` names the network (model, attention,
 classes, image size; see :mod:`vgg_patch.training.slim_export`); the network
 is built as in training and its model variables restored from
 ``export/slim-attention.ckpt``. Images are preprocessed like validation images
-(shorter side resized, central crop). ``--attention-map OUT.png`` draws, as
+(shorter side resized, central crop). The convolution path is chosen as
+``slim-attention-train``'s, for inference (``--winograd``/``--no-winograd``,
+``--bf16``; the first log line says which). ``--attention-map OUT.png`` draws, as
 ``vgg19-cbam-predict`` does, the deepest spatial attention map (CBAM and SAM
 have one; the other blocks do not, and the flag is refused for them).
 
@@ -17,16 +19,22 @@ Exit status: 0 done; 1 some image is missing or could not be read (skipped
 with a warning); 2 bad input (no export, no image that can be read, ...).
 """
 import argparse
+import logging
 import sys
 
 from vgg_patch import data as data_lib
 from vgg_patch.cli.common import EXIT_FAILED as EXIT_SOME_FAILED
-from vgg_patch.cli.common import EXIT_OK, EXIT_USAGE, UsageError, report_error
+from vgg_patch.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_precision_flags,
+                                  check_precision_flags, report_error)
 from vgg_patch.cli.predict import (predict_command, print_predictions, readable_images,
                                    run_over_images, write_attention_map)
+from vgg_patch.cli.slim_train import FORCED_WINOGRAD
 from vgg_patch.training import slim_export
+from vgg_patch.training.slim_network import choose_conv_path
 
 PROG = "slim-attention-predict"
+
+logger = logging.getLogger("vgg_patch.predict")
 
 # The blocks with a spatial map (slim_attention's ATTENTION_MAPS collection).
 SPATIAL_BLOCKS = ("cbam", "sam")
@@ -46,16 +54,20 @@ def build_parser():
     a("--attention-map", metavar="OUT.png",
       help="write the deepest spatial attention map over each image to this PNG "
            "(CBAM and SAM only)")
+    add_precision_flags(p, "inference", FORCED_WINOGRAD)
     return p
 
 
-def predict(export, paths, batch_size=16):
+def predict(export, paths, batch_size=16, bf16=False, winograd=()):
     """Runs the exported network on image files, preprocessed like validation images.
 
     Args:
       export: the export's description (:func:`vgg_patch.training.slim_export.read`).
       paths: image files (already checked with Pillow).
       batch_size: images per forward pass.
+      bf16: compute in bfloat16 (see :func:`vgg_patch.session.session_config`).
+      winograd: the convolutions computed by Winograd (see
+        :class:`~vgg_patch.training.slim_network.SlimNetwork`).
 
     Returns:
       ``(kept_paths, images, probabilities [N, classes], attention_maps or
@@ -65,9 +77,10 @@ def predict(export, paths, batch_size=16):
       ValueError: the export does not fit the network it names.
     """
     import tensorflow as tf
+    from vgg_patch.session import session_config
     from vgg_patch.training.slim_network import SlimNetwork
     network = SlimNetwork(export["model"], export["num_classes"], export["attention"],
-                          export.get("attention_params"))
+                          export.get("attention_params"), winograd=winograd)
     graph = tf.Graph()
     with graph.as_default():
         pipe = data_lib.ImagePipeline(export["image_size"], batch_size, False,
@@ -76,7 +89,7 @@ def predict(export, paths, batch_size=16):
         fetch = [pipe.labels_out, pipe.images, tf.nn.softmax(output.logits)]
         if output.attention_map is not None:
             fetch.append(output.attention_map)
-        with tf.compat.v1.Session(graph=graph) as sess:
+        with tf.compat.v1.Session(graph=graph, config=session_config(bf16)) as sess:
             try:
                 network.restore(sess, export["checkpoint"])
             except (tf.errors.OpError, ValueError) as err:
@@ -95,6 +108,7 @@ def _run(args):
         if args.top_k < 1 or args.batch_size < 1:
             raise UsageError("--top-k and --batch-size must be >= 1, got %r and %r"
                              % (args.top_k, args.batch_size))
+        check_precision_flags(args)
         try:
             export = slim_export.read(args.train_dir)
         except ValueError as err:
@@ -104,8 +118,13 @@ def _run(args):
                              "this %s has %s" % (", ".join(SPATIAL_BLOCKS),
                                                  export["model"], export["attention"]))
         checked, bad = readable_images(args.images)
+        path = choose_conv_path(export["model"], args.winograd, args.bf16,
+                                export["image_size"], training=False,
+                                batch=min(len(checked), args.batch_size))
+        logger.info("%s", path.reason)
         try:
-            paths, images, probs, maps = predict(export, checked, args.batch_size)
+            paths, images, probs, maps = predict(export, checked, args.batch_size,
+                                                 args.bf16, path.winograd)
         except (OSError, ValueError) as err:
             raise UsageError(str(err).splitlines()[0]) from None
     except UsageError as err:

@@ -17,6 +17,11 @@ when the class count differs. The run's folder holds what
 (see :mod:`vgg_patch.training.slim_export`), read by
 ``slim-attention-predict``. Exit statuses as ``vgg19-cbam-train``.
 
+Convolutions: as ``vgg19-cbam-train``'s (``--winograd``/``--no-winograd``,
+``--bf16``), with the network's own measured rule
+(:func:`vgg_patch.training.slim_network.choose_conv_path`); the run's first
+line says which path runs and why.
+
 The built-in demo (no ``--data-dir``) trains on scikit-learn's digits at the
 model's demo size (``ModelSpec.demo_image_size``: 64 px for the ResNets, 224
 for the VGGs, whose fc6 fixes the size) with the demo recipe and a batch-norm
@@ -28,16 +33,20 @@ import json
 import sys
 
 from vgg_patch.cli import train as train_cli
-from vgg_patch.cli.common import UsageError
+from vgg_patch.cli.common import UsageError, add_precision_flags, check_precision_flags
 from vgg_patch.training import config as config_lib
 from vgg_patch.training import slim_models
-from vgg_patch.training.slim_network import SlimNetwork, check_checkpoint_path
+from vgg_patch.training.slim_network import (SlimNetwork, check_checkpoint_path,
+                                             choose_conv_path)
 
 PROG = "slim-attention-train"
 
 ATTENTION_CHOICES = ("none", "se", "cbam", "sam", "gc", "eca", "nl", "se_block",
                      "cbam_block")
 DEMO_BATCH_NORM_DECAY = 0.9
+# What --winograd computes by Winograd, for the help of both slim commands.
+FORCED_WINOGRAD = ("the 3x3 convolutions of a ResNet's stride-1 units (all blocks) or of a "
+                   "VGG's stages 3-5")
 
 _DESCRIPTION = ("Train one of slim_attention.nets' tf-slim networks (--model), with an "
                 "attention block in the paper's place (--attention), on a folder of "
@@ -83,7 +92,7 @@ def _add_network_flags(a):
 def build_parser():
     """Returns the argparse parser of ``slim-attention-train``: its network flags,
     then ``vgg19-cbam-train``'s data, recipe and output flags (without
-    ``--weights``), ``--bf16`` and ``-q``."""
+    ``--weights``), ``--bf16``, ``--winograd``/``--no-winograd`` and ``-q``."""
     p = argparse.ArgumentParser(prog=PROG, description=_DESCRIPTION)
     _add_network_flags(p.add_argument)
 
@@ -93,9 +102,7 @@ def build_parser():
     for add_flags in (train_cli.add_data_flags, train_cli.add_recipe_flags,
                       train_cli.add_output_flags):
         add_flags(add_shared)
-    p.add_argument("--bf16", action="store_true",
-                   help="compute in bfloat16 (oneDNN mixed precision); weights and "
-                        "checkpoints stay float32")
+    add_precision_flags(p, "training", FORCED_WINOGRAD)
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar or info logs")
     return p
@@ -136,7 +143,9 @@ def resolve_slim_config(args):
     demo = args.data_dir is None
     args.attention = None if args.attention == "none" else placement.resolve_module(
         args.attention)
-    args.weights, args.winograd = None, False
+    check_precision_flags(args)
+    # resolve_config's own path is VGG19's: the network's is chosen below.
+    flag, args.weights, args.winograd = args.winograd, None, False
     if demo and args.image_size is None:
         args.image_size = spec.demo_image_size
     if args.batch_norm_decay is None:
@@ -148,8 +157,8 @@ def resolve_slim_config(args):
     if args.train_dir is None:
         args.train_dir = _default_train_dir(args, demo)
     args = config_lib.resolve_config(args)
-    # Winograd's rule was measured on VGG19 only (vgg_patch.fastpath).
-    args.conv_path = "convolutions: direct (slim networks: no Winograd path)"
+    path = choose_conv_path(args.model, flag, args.bf16, args.image_size, training=True)
+    args.winograd, args.conv_path = path.winograd, path.reason
     params = parse_attention_params(args.attention_params)
     try:
         slim_models.check_image_size(args.model, args.image_size)
@@ -173,7 +182,8 @@ def make_network(args, dataset):
     """The :class:`~vgg_patch.training.slim_network.SlimNetwork` ``args`` describe."""
     return SlimNetwork(args.model, len(dataset.class_names), args.attention,
                        args.attention_params, args.checkpoint, dataset.class_names,
-                       args.image_size, args.dropout, args.batch_norm_decay)
+                       args.image_size, args.dropout, args.batch_norm_decay,
+                       args.winograd)
 
 
 def main(argv=None):

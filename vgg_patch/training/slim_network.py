@@ -17,12 +17,19 @@ own ``get_variables_to_restore(exclude=...)`` of the network minus its
 attention blocks and, when the class count differs, its classifier
 (:func:`restore_map`); those start fresh.
 
+Convolutions: ``winograd`` names the 3x3 convolutions computed by Winograd
+F(2x2, 3x3) (:mod:`vgg_patch.slim_winograd`; the same variables either way);
+:func:`choose_conv_path` is the commands' default, from the measured rule of
+:mod:`vgg_patch.fastpath`.
+
 Export: a checkpoint of the model variables with tf-slim's names
 (``export/slim-attention.ckpt.*``) and ``export/slim-attention.json`` naming
 the model, attention, classes and image size (:mod:`vgg_patch.training.slim_export`).
 """
+import contextlib
 import logging
 
+from vgg_patch import fastpath
 from vgg_patch.training import slim_export
 from vgg_patch.training import slim_models
 from vgg_patch.training.network import NetworkOutput
@@ -61,6 +68,27 @@ def network_fn(spec):
     module = importlib.import_module("slim_attention.nets.%s" % spec.family)
     scope_fn = module.vgg_arg_scope if spec.family == "vgg" else module.resnet_arg_scope
     return getattr(module, spec.name), scope_fn
+
+
+def conv_layers(spec):
+    """The names :mod:`vgg_patch.fastpath` gives ``spec``'s 3x3 convolutions:
+    a VGG's layers ('conv3_2'), a ResNet's blocks ('block2'); () for others."""
+    if spec.family == "vgg":
+        return tuple("conv%d_%d" % (stage + 1, i + 1)
+                     for stage, count in enumerate(slim_models.VGG_CONVS[spec.depth])
+                     for i in range(count))
+    if spec.family in ("resnet_v1", "resnet_v2"):
+        return fastpath.RESNET_BLOCKS
+    return ()
+
+
+def choose_conv_path(model, flag, bf16, image_size, training,  # pylint: disable=too-many-arguments
+                     batch=fastpath.FULL_BATCH, gpu=None):
+    """:func:`vgg_patch.fastpath.choose_conv_path` for ``model`` (a ``--model``
+    name): which of its 3x3 convolutions Winograd computes, and why."""
+    spec = slim_models.get_spec(model)
+    return fastpath.choose_conv_path(flag, bf16, image_size, training, gpu, batch,
+                                     network=spec.family, present=conv_layers(spec))
 
 
 def _first(names, limit=3):
@@ -156,6 +184,8 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
       image_size: the input side, written into the export's JSON.
       dropout: dropout rate of a VGG's fc6/fc7 while training (ResNets have none).
       batch_norm_decay: the ResNets' batch-norm decay (default tf-slim's 0.997).
+      winograd: the convolutions computed by Winograd F(2x2, 3x3): names of
+        :func:`conv_layers` (e.g. :func:`choose_conv_path`'s); () for none.
 
     Raises:
       ValueError: an unknown model or attention module.
@@ -165,7 +195,7 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
 
     def __init__(self, model, num_classes, attention=None, attention_params=None,
                  checkpoint=None, class_names=None, image_size=None, dropout=0.5,
-                 batch_norm_decay=None):
+                 batch_norm_decay=None, winograd=()):
         from slim_attention.nets import placement
         self.spec = slim_models.get_spec(model)
         self.attention = placement.resolve_module(attention)
@@ -177,6 +207,7 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
         self.dropout = dropout
         self.batch_norm_decay = (BATCH_NORM_DECAY if batch_norm_decay is None
                                  else batch_norm_decay)
+        self.winograd = tuple(winograd)
         self.restored = {}  # name -> variable, once built from a checkpoint
         self.saver = None  # the model variables' Saver, once built
 
@@ -223,7 +254,7 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
                       attention_params=self.attention_params or None)
         if self.spec.family == "vgg":
             kwargs["dropout_keep_prob"] = 1.0 - self.dropout
-        with slim.arg_scope(self._arg_scope()):
+        with slim.arg_scope(self._arg_scope()), self._convolutions():
             logits, end_points = fn(preprocess(images, self.spec.preprocessing), **kwargs)
         if logits.shape.ndims == 4:  # tf-slim's ResNets keep [N, 1, 1, classes]
             logits = tf.squeeze(logits, [1, 2], name="%s/SpatialSqueeze" % self.model)
@@ -243,6 +274,15 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
         # The deepest spatial map (CBAM, SAM), the one nearest the classifier.
         return NetworkOutput(logits=logits, attention_map=maps[-1] if maps else None,
                              end_points=end_points)
+
+    def _convolutions(self):
+        """The context the network is built in: Winograd in ``self.winograd``'s
+        convolutions, or nothing."""
+        if not self.winograd:
+            return contextlib.nullcontext()
+        from vgg_patch import slim_winograd
+        return slim_winograd.winograd_convolutions(
+            slim_winograd.scope_matcher(self.winograd))
 
     def restore(self, sess, path):
         """Restores the model variables from ``path`` (an export, after ``build``)."""
