@@ -111,7 +111,7 @@ def local_graph(spec, device, group_size):
                 collectives = replicas.Collectives(group_size)
                 packed = collectives.all_reduce(grads, mean=True)
                 ops["allreduce"] = [opt.apply_gradients(zip(packed, variables)), loss]
-                each = [collectives.all_reduce([grad], mean=True)[0] for grad in grads]
+                each = collectives.all_reduce(grads, mean=True, pack=False)
                 ops["allreduce_each"] = [opt.apply_gradients(zip(each, variables)), loss]
                 buckets = reduce_in_buckets(collectives, grads, BUCKET_BYTES)
                 ops["allreduce_buckets"] = [opt.apply_gradients(zip(buckets, variables)),

@@ -39,6 +39,9 @@ Cases (``--only`` takes these names):
 - ``defaults``: what users get: ``vgg19-cbam-train`` (224 px, batch 16) and
   ``vgg19-cbam-predict`` at their defaults, marginal images/s without
   start-up, against a Keras VGG19 training step and inference, per round.
+- ``cluster``: one process against 2 workers on this machine (collective
+  all-reduce three ways, and 1 ps + SyncReplicasOptimizer): steps/s, images/s,
+  bytes per step, communication time per step (docs/distributed.md).
 
 Every case runs in its own subprocess (clean TensorFlow state; its own peak
 memory). Within a case the contestants are timed interleaved, round by round,

@@ -296,7 +296,7 @@ def test_vgg19_cbam_train_on_two_workers(tmp_path, tasks):
     data = train_helpers.make_image_folder(str(tmp_path / "data"), corrupt=False)
     train_dir = str(tmp_path / "run")
     result = cluster.run_cluster(
-        ["vgg19-cbam-train"] + train_helpers.base_args(data, train_dir, "--max-steps", "2",
+        [sys.executable, "-m", "vgg_patch.train"] + train_helpers.base_args(data, train_dir, "--max-steps", "2",
                                                         "--quiet"),
         workers=2, timeout=600, output=open(tmp_path / "out.log", "w"))
     assert result.returncode == 0, (tmp_path / "out.log").read_text()

@@ -198,7 +198,8 @@ def _cluster_aggregate(fields, collectives):
         # global batch's mean gradient, for equal or unequal shares.
         grads = [None if g is None else tf.convert_to_tensor(g) * count
                  for g, _ in grads_and_vars]
-        reduced = collectives.all_reduce(grads + [local], mean=False)
+        # One collective per gradient: each leaves as soon as backprop made it.
+        reduced = collectives.all_reduce(grads + [local], mean=False, pack=False)
         total = reduced[-1]
         loss = tf.identity(total[1] / total[0] + fields["l2"], name="global_loss")
         fields["step_metrics"] = [loss, total[2] / total[0],

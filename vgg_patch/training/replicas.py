@@ -104,17 +104,23 @@ class Collectives:
         key, self._next_key = self._next_key, self._next_key + 1
         return key
 
-    def all_reduce(self, tensors, mean=True):
+    def all_reduce(self, tensors, mean=True, pack=True):
         """The element-wise sum (or mean) of ``tensors`` over the group.
 
         Args:
           tensors: a list of tensors (None entries pass through as None).
           mean: divide the sum by the group size.
+          pack: one collective per dtype over all of ``tensors`` (fewest round
+            trips: small tensors); False: one collective per tensor, so each
+            goes out as soon as it exists and the exchange overlaps the rest
+            of the backward pass (large gradients; see docs/distributed.md).
 
         Returns:
           The reduced tensors, same order, shapes and dtypes.
         """
         import tensorflow as tf
+        if not pack:
+            return [None if t is None else self.all_reduce([t], mean)[0] for t in tensors]
         present = [i for i, t in enumerate(tensors) if t is not None]
         packed = _pack([tensors[i] for i in present])
         reduced = collections.OrderedDict()
