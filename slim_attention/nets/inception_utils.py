@@ -1,5 +1,15 @@
 """The Mixed-block hook shared by slim_attention's Inception v1, v2 and v3.
 
+Placement (no paper puts these blocks in Inception): after each Mixed block's
+concatenation, inside the block's scope -- where SE-Inception puts SE (SENet
+paper, Fig. 2: the block on the Inception module's output). The block's output
+becomes the Mixed block's end point and the next block's input; its
+variables live under the Mixed block (``InceptionV3/Mixed_5b/CBAM/...``).
+``attention_stages`` takes Mixed block names (default: all). Non-local goes
+in five mid-resolution blocks only, its paper's count (two at res3's
+resolution, three at res4's), as its cost grows with (H*W)^2; each module
+names them. ECA takes the adaptive kernel size of each block's width.
+
 tf-slim builds each Inception ("Mixed") block inline: its branches, then
 ``net = array_ops.concat([branch_0, ...], 3)`` inside the block's variable
 scope, then ``end_points[end_point] = net``; the next block reads ``net``.

@@ -1,23 +1,11 @@
 """tf-slim's Inception v1 (GoogLeNet) with an ``attention_module`` argument.
 
-Szegedy et al., "Going Deeper with Convolutions", 2014. Same names and
-signatures as ``tf_slim.nets.inception_v1``, plus ``attention_module``
-(None, 'se', 'cbam', 'sam', 'gc', 'eca', 'nl'; 'se_block' and 'cbam_block'
-too), ``attention_params`` (a dict for the block) and ``attention_stages``
-(Mixed block names, :data:`MIXED_BLOCKS`). Anything else
-(``inception_v1_arg_scope``, ...) is tf-slim's own object.
-
-Placement (no paper puts these blocks in Inception v1): after each Mixed
-block's concatenation, inside the block's scope, as SE-Inception does (SENet
-paper, Fig. 2: the SE block on the Inception module's output). The block's
-output is the Mixed block's end point and the next block's input; its
-variables live under the Mixed block, e.g. ``InceptionV1/Mixed_4b/CBAM/...``.
-Default: all nine Mixed blocks; non-local only in the two 28 x 28 blocks
-(Mixed_3b, 3c) and in the first, middle and last 14 x 14 ones (Mixed_4b,
-4d, 4f) at 224 px: the non-local paper's five blocks, two at res3's and three
-at res4's resolution, and its cost grows with (H*W)^2. ECA uses the adaptive
-kernel size of each block's width. How the block gets in without copying
-tf-slim's code: :mod:`slim_attention.nets.inception_utils`.
+Szegedy et al., "Going Deeper with Convolutions", 2014; tf-slim's
+``inception_v1``, ``inception_v1_base`` with the attention arguments of
+:mod:`slim_attention.nets.inception_utils` (placement: after each Mixed
+block's concatenation, e.g. ``InceptionV1/Mixed_4b/CBAM/...``). Stages: the
+nine :data:`MIXED_BLOCKS`, all by default; non-local in Mixed_3b, 3c (28 x 28
+at 224 px) and 4b, 4d, 4f (14 x 14). Anything else is tf-slim's own object.
 """
 from tf_slim.nets import inception_v1 as _tf_inception_v1
 

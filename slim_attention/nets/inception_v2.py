@@ -1,24 +1,11 @@
 """tf-slim's Inception v2 (BN-Inception) with an ``attention_module`` argument.
 
-Ioffe, Szegedy, "Batch Normalization: Accelerating Deep Network Training by
-Reducing Internal Covariate Shift", 2015. Same names and signatures as
-``tf_slim.nets.inception_v2``, plus ``attention_module`` (None, 'se', 'cbam',
-'sam', 'gc', 'eca', 'nl'; 'se_block' and 'cbam_block' too),
-``attention_params`` (a dict for the block) and ``attention_stages`` (Mixed
-block names, :data:`MIXED_BLOCKS`). Anything else (``inception_v2_arg_scope``,
-...) is tf-slim's own object.
-
-Placement (no paper puts these blocks in Inception v2): after each Mixed
-block's concatenation, the reduction blocks Mixed_4a and 5a included, inside
-the block's scope, as SE-Inception does (SENet paper, Fig. 2). The block's
-output is the Mixed block's end point and the next block's input; its
-variables live under the Mixed block, e.g. ``InceptionV2/Mixed_4b/CBAM/...``.
-Default: all ten Mixed blocks; non-local only in the two 28 x 28 blocks
-(Mixed_3b, 3c) and in the first, middle and last 14 x 14 ones (Mixed_4a,
-4c, 4e) at 224 px: the non-local paper's five blocks, two at res3's and three
-at res4's resolution, and its cost grows with (H*W)^2. ECA uses the adaptive
-kernel size of each block's width. How the block gets in without copying
-tf-slim's code: :mod:`slim_attention.nets.inception_utils`.
+Ioffe, Szegedy, "Batch Normalization", 2015; tf-slim's ``inception_v2``,
+``inception_v2_base`` with the attention arguments of
+:mod:`slim_attention.nets.inception_utils` (placement: after each Mixed
+block's concatenation, the reduction blocks Mixed_4a and 5a included). Stages:
+the ten :data:`MIXED_BLOCKS`, all by default; non-local in Mixed_3b, 3c (28 x
+28 at 224 px) and 4a, 4c, 4e (14 x 14). Anything else is tf-slim's own object.
 """
 from tf_slim.nets import inception_v2 as _tf_inception_v2
 

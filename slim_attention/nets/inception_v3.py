@@ -1,26 +1,13 @@
 """tf-slim's Inception v3 with an ``attention_module`` argument.
 
 Szegedy et al., "Rethinking the Inception Architecture for Computer Vision",
-2015. Same names and signatures as ``tf_slim.nets.inception_v3``, plus
-``attention_module`` (None, 'se', 'cbam', 'sam', 'gc', 'eca', 'nl';
-'se_block' and 'cbam_block' too), ``attention_params`` (a dict for the block)
-and ``attention_stages`` (Mixed block names, :data:`MIXED_BLOCKS`). Anything
-else (``inception_v3_arg_scope``, ...) is tf-slim's own object.
-
-Placement (no paper puts CBAM, GC, ECA or non-local in Inception v3): after
-each Mixed block's concatenation, the reduction blocks Mixed_6a and 7a
-included, inside the block's scope -- where SE-Inception puts SE (SENet
-paper, Fig. 2: the SE block on the Inception module's output). The inner
-concatenations of Mixed_7b/7c's branches are left alone. The block's output
-is the Mixed block's end point and the next block's input (and the auxiliary
-classifier's, after Mixed_6e); its variables live under the Mixed block, e.g.
-``InceptionV3/Mixed_5b/CBAM/...``. Default: all eleven Mixed blocks;
-non-local only in the first and last 35 x 35 blocks (Mixed_5b, 5d) and the
-first, middle and last 17 x 17 ones (Mixed_6a, 6c, 6e) at 299 px: the
-non-local paper's five blocks, two at res3's and three at res4's resolution,
-and its cost grows with (H*W)^2. ECA uses the adaptive kernel size of each
-block's width. How the block gets in without copying tf-slim's code:
-:mod:`slim_attention.nets.inception_utils`.
+2015; tf-slim's ``inception_v3``, ``inception_v3_base`` with the attention
+arguments of :mod:`slim_attention.nets.inception_utils` (placement: after each
+Mixed block's concatenation, Mixed_6a and 7a included; not the inner
+concatenations of Mixed_7b/7c's branches; after Mixed_6e the block feeds the
+auxiliary classifier too). Stages: the eleven :data:`MIXED_BLOCKS`, all by
+default; non-local in Mixed_5b, 5d (35 x 35 at 299 px) and 6a, 6c, 6e
+(17 x 17). Anything else is tf-slim's own object.
 """
 from tf_slim.nets import inception_v3 as _tf_inception_v3
 
