@@ -46,7 +46,9 @@ def build(fn, size, num_classes=1000, batch=2, arg_scope=None, **kwargs):
 
     Returns:
       A dict: graph, images, net, end_points, variables (global), base
-      (global variables that are not attention variables), attention.
+      (global variables that are not attention variables), attention, ops
+      (the ops' names and types as built, before any test adds a Saver or
+      gradients).
     """
     graph = tf.Graph()
     with graph.as_default():
@@ -58,6 +60,7 @@ def build(fn, size, num_classes=1000, batch=2, arg_scope=None, **kwargs):
         trainable = tf1.trainable_variables()
         trainable_names = {v.op.name for v in trainable}
         return dict(graph=graph, images=images, net=net, end_points=end_points,
+                    ops=[(op.name, op.type) for op in graph.get_operations()],
                     variables=tf1.global_variables(), attention=attention,
                     base=[v for v in tf1.global_variables()
                           if v.op.name not in names],
