@@ -3,13 +3,20 @@ parameter totals, and small helpers that build a network in a graph of its own.
 """
 import numpy as np
 import tensorflow as tf
+import tf_slim.nets as tf_slim_nets
 
 import slim_attention as slim
 from slim_attention import nets
+from slim_attention.nets import resnet_v1
+from slim_attention.nets import resnet_v2
 
 tf1 = tf.compat.v1
 
 BLOCKS = ('se', 'cbam', 'sam', 'gc', 'eca', 'nl')
+
+RESNETS = {'v1': (resnet_v1, tf_slim_nets.resnet_v1),
+           'v2': (resnet_v2, tf_slim_nets.resnet_v2)}
+"""version -> (slim_attention's module, tf-slim's module)."""
 
 # Trainable parameters each block adds to tf-slim's resnet_v1_50 and
 # resnet_v2_50 at 1000 classes (issue 15; the papers' official configurations).
@@ -39,7 +46,9 @@ def build(fn, size, num_classes=1000, batch=2, arg_scope=None, **kwargs):
 
     Returns:
       A dict: graph, images, net, end_points, variables (global), base
-      (global variables that are not attention variables), attention.
+      (global variables that are not attention variables), attention, ops
+      (the ops' names and types as built, before any test adds a Saver or
+      gradients).
     """
     graph = tf.Graph()
     with graph.as_default():
@@ -51,6 +60,7 @@ def build(fn, size, num_classes=1000, batch=2, arg_scope=None, **kwargs):
         trainable = tf1.trainable_variables()
         trainable_names = {v.op.name for v in trainable}
         return dict(graph=graph, images=images, net=net, end_points=end_points,
+                    ops=[(op.name, op.type) for op in graph.get_operations()],
                     variables=tf1.global_variables(), attention=attention,
                     base=[v for v in tf1.global_variables()
                           if v.op.name not in names],
@@ -73,6 +83,17 @@ def tiny_blocks(block_fn):
     nl: 2-3, eca: kernels 3, 5, 5) at a fraction of a ResNet-50's ops."""
     return [block_fn('block1', 4, 1, 1), block_fn('block2', 8, 1, 2),
             block_fn('block3', 16, 1, 2)]
+
+
+def save_all(path):
+    """Initialises the default graph's variables, saves them all (Saver V2,
+    no meta graph) and returns their values by name."""
+    saver = tf1.train.Saver(write_version=tf1.train.SaverDef.V2)
+    with session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        saver.save(sess, path, write_meta_graph=False)
+        variables = tf1.global_variables()
+        return dict(zip([v.op.name for v in variables], sess.run(variables)))
 
 
 def signature(variables):
@@ -110,3 +131,59 @@ def train_step_moves_loss(case, labels_count, learning_rate, seed=0):
         changed = sum(not np.array_equal(a, b)
                       for a, b in zip(before_vars, after_vars))
         return before, after, grads, changed, largest
+
+
+_SHARED = {}
+
+
+def shared(key, make):
+    """``make()``, called once per test run for ``key``: the built graphs the
+    tests of every tests/test_nets_*.py file read. A test that adds ops to one
+    (gradients, a train op) must leave the forward graph as it was, and the
+    tests that walk consumers ignore gradient ops (:func:`forward`)."""
+    if key not in _SHARED:
+        _SHARED[key] = make()
+    return _SHARED[key]
+
+
+def forward(ops):
+    """``ops`` without the gradient ops a training test may have added."""
+    return [op for op in ops if not op.name.startswith('gradients')]
+
+
+def resnet_50(version, block):
+    """resnet_v?_50 at 1000 classes, 32 px, batch 2 (``block``: an
+    attention_module, None, or 'tf_slim' for tf-slim's own network)."""
+    def make():
+        ours, theirs = RESNETS[version]
+        fn = getattr(ours if block != 'tf_slim' else theirs, 'resnet_%s_50' % version)
+        kwargs = {} if block == 'tf_slim' else {'attention_module': block}
+        return build(fn, 32, arg_scope=ours.resnet_arg_scope(), **kwargs)
+    return shared(('resnet_50', version, block), make)
+
+
+def build_tiny_resnets(version, images):
+    """Six small networks (three one-unit blocks; the module's generator and
+    bottleneck), one per block, scope = the block's name, 3 classes.
+
+    Returns:
+      {block: logits [N, 3]}.
+    """
+    ours = RESNETS[version][0]
+    generator = getattr(ours, 'resnet_' + version)
+    blocks = tiny_blocks(getattr(ours, 'resnet_%s_block' % version))
+    with slim.arg_scope(ours.resnet_arg_scope()):
+        return {b: tf.squeeze(generator(images, blocks, 3, include_root_block=False,
+                                        scope=b, attention_module=b)[0], [1, 2])
+                for b in BLOCKS}
+
+
+def tiny_resnets(version):
+    """:func:`build_tiny_resnets` on [4, 32, 32, 3] images in a graph of its own."""
+    def make():
+        graph = tf.Graph()
+        with graph.as_default():
+            images = tf1.placeholder(tf.float32, [4, 32, 32, 3], 'images')
+            logits = build_tiny_resnets(version, images)
+            return dict(graph=graph, images=images, logits=logits)
+    return shared(('tiny_resnets', version), make)

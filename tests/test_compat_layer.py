@@ -24,13 +24,16 @@ def test_namespace_is_tf_slims_own_objects(name):
 
 
 def test_nets_and_data_are_tf_slims_modules():
-    for net in ("inception", "alexnet", "overfeat"):
+    for net in ("alexnet", "overfeat"):
         assert getattr(slim_attention.nets, net) is importlib.import_module(
             "tf_slim.nets." + net)
-    # vgg, resnet_v1, resnet_v2, resnet_utils add attention_module (tests/test_nets_*.py)
+    # vgg, resnet_v1, resnet_v2, resnet_utils, inception_v1/v2/v3 add attention_module
+    # (tests/test_nets_*.py)
     # and hand every other name to tf-slim's module.
     for net, name in (("vgg", "vgg_arg_scope"), ("resnet_v1", "resnet_arg_scope"),
-                      ("resnet_v2", "resnet_arg_scope"), ("resnet_utils", "Block")):
+                      ("resnet_v2", "resnet_arg_scope"), ("resnet_utils", "Block"),
+                      ("inception", "inception_v3_arg_scope"),
+                      ("inception_v1", "inception_v1_arg_scope")):
         assert getattr(getattr(slim_attention.nets, net), name) is getattr(
             importlib.import_module("tf_slim.nets." + net), name)
     assert slim_attention.data is importlib.import_module("tf_slim.data")

@@ -23,8 +23,9 @@ Convolutions: as ``vgg19-cbam-train``'s (``--winograd``/``--no-winograd``,
 line says which path runs and why.
 
 The built-in demo (no ``--data-dir``) trains on scikit-learn's digits at the
-model's demo size (``ModelSpec.demo_image_size``: 64 px for the ResNets, 224
-for the VGGs, whose fc6 fixes the size) with the demo recipe and a batch-norm
+model's demo size (``ModelSpec.demo_image_size``: 64 px for the ResNets and
+inception_v2, 75 for inception_v3, 224 for the VGGs and inception_v1, whose
+last layers fix the size) with the demo recipe and a batch-norm
 decay of 0.9, so that the moving statistics follow within its few steps. No
 TensorFlow is imported before training starts.
 """
@@ -74,13 +75,14 @@ def _add_network_flags(a):
     a("--checkpoint", help="tf-slim checkpoint to start the base network from (e.g. "
                            "the model zoo's resnet_v1_50.ckpt)")
     a("--image-size", type=int,
-      help="model input size (default 224; demo: 64 for the ResNets; the VGGs need "
-           "224-255)")
+      help="model input size (default 224; demo: 64 for the ResNets and inception_v2, "
+           "75 for inception_v3; the VGGs need 224-255, inception_v1 193-224)")
     a("--dropout", type=float, default=0.5,
       help="dropout rate of a VGG's fc6/fc7 while training (default 0.5; ResNets "
            "have none)")
     a("--batch-norm-decay", type=float,
-      help="the ResNets' batch-norm decay (default tf-slim's 0.997; demo 0.9)")
+      help="the batch-norm decay (default tf-slim's: 0.997 for the ResNets, 0.9997 "
+           "for the Inceptions; demo 0.9)")
     a("--train-dir", help="checkpoints, summaries, class names and the export (default "
                           "./slim-attention-train-MODEL[-ATTENTION], or "
                           "./slim-attention-demo-MODEL[-ATTENTION] for the demo)")

@@ -12,23 +12,43 @@ import collections
 
 ModelSpec = collections.namedtuple(
     "ModelSpec", ["name", "family", "depth", "preprocessing", "logits_scope",
-                  "min_image_size", "demo_image_size"])
+                  "min_image_size", "demo_image_size", "scope", "max_image_size"],
+    defaults=(None, None))
 ModelSpec.__doc__ = """A network ``slim-attention-train`` trains.
 
 Attributes:
-  name: the ``--model`` name, also the network's variable scope
-    (``resnet_v1_50``, ``vgg_16``).
+  name: the ``--model`` name, also the network's variable scope unless
+    ``scope`` says otherwise (``resnet_v1_50``, ``vgg_16``).
   family: the module of :mod:`slim_attention.nets` (``resnet_v1``,
-    ``resnet_v2``, ``vgg``).
-  depth: ResNet depth (50, 101, 152, 200), or the VGG letter/number.
+    ``resnet_v2``, ``vgg``, ``inception``).
+  depth: ResNet depth (50, 101, 152, 200), the VGG letter/number, or the
+    Inception version (1, 2, 3).
   preprocessing: ``'mean'`` (RGB x 255 minus the ImageNet means, as tf-slim's
     vgg_preprocessing for VGG and ResNet v1) or ``'inception'`` (scaled to
-    [-1, 1], as tf-slim's inception_preprocessing for ResNet v2).
+    [-1, 1], as tf-slim's inception_preprocessing for ResNet v2 and Inception).
   logits_scope: the classifier's scope under the network's (left fresh by
     ``--checkpoint`` when its class count differs).
   min_image_size: the smallest input side the network accepts.
   demo_image_size: the built-in demo's input side.
+  scope: the network's variable scope when it is not ``name``
+    (``InceptionV3``: the model zoo's names).
+  max_image_size: the largest input side, when there is one.
 """
+
+# tf-slim's Inceptions: (min side, demo side, largest side). v1 ends in a 7 x 7
+# VALID average pool over its stride-32 output (193-224 px); v2 pools what is
+# left; v3's stem is VALID (75 px leaves Mixed_7c 1 x 1; the trainer builds it
+# without the auxiliary classifier, which alone needs 107).
+INCEPTION_SIZES = {1: (193, 224, 224), 2: (32, 64, None), 3: (75, 75, None)}
+INCEPTION_SCOPES = {1: "InceptionV1", 2: "InceptionV2", 3: "InceptionV3"}
+NETWORK_KWARGS = {"inception_v3": {"create_aux_logits": False}}
+"""Arguments the trainer gives a network besides tf-slim's defaults."""
+# tf-slim's Inceptions' parameters, classifier left out (counted from tf-slim's
+# graphs; the classifier is 1024, 1024, 2048 wide), and the floats their
+# convolutions (x 2, with their norms), pools and concatenations output per
+# image at 224 px (other sides: scaled by the area).
+INCEPTION_COUNTS = {1: (5592624, 1024, 9106402), 2: (10153336, 1024, 9960962),
+                    3: (21768352, 2048, 11935746)}
 
 # ImageNet's RGB means on 0-255, subtracted by tf-slim's vgg_preprocessing.
 IMAGENET_MEANS = (123.68, 116.78, 103.94)
@@ -52,7 +72,16 @@ def _models():
         # fc6 is a 7 x 7 VALID convolution over pool5 (five 2 x 2 VALID pools):
         # tf-slim's VGG needs 224 px.
         models[name] = ModelSpec(name, "vgg", depth, "mean", "fc8", 224, 224)
+    for version, (low, demo, high) in sorted(INCEPTION_SIZES.items()):
+        name = "inception_v%d" % version
+        models[name] = ModelSpec(name, "inception", version, "inception", "Logits",
+                                 low, demo, INCEPTION_SCOPES[version], high)
     return models
+
+
+def network_scope(spec):
+    """The variable scope of the network of ``spec``."""
+    return spec.scope or spec.name
 
 
 MODELS = _models()
@@ -86,6 +115,9 @@ def check_image_size(model, image_size):
         if image_size // 32 != 7:
             raise ValueError("%s needs an image size of 224-255 (its fc6 is a 7x7 VALID "
                              "convolution over a 7x7 pool5), got %d" % (model, image_size))
+    elif spec.max_image_size and not spec.min_image_size <= image_size <= spec.max_image_size:
+        raise ValueError("%s needs an image size of %d-%d, got %d"
+                         % (model, spec.min_image_size, spec.max_image_size, image_size))
     elif image_size < spec.min_image_size:
         raise ValueError("%s needs an image size of at least %d (overall stride 32), "
                          "got %d" % (model, spec.min_image_size, image_size))
@@ -150,6 +182,10 @@ def estimate_memory(model, image_size, batch_size, num_classes, optimizer):
     spec = get_spec(model)
     if spec.family == "vgg":
         params, activations = _vgg_counts(spec, num_classes)
+    elif spec.family == "inception":
+        params, width, activations = INCEPTION_COUNTS[spec.depth]
+        params += width * num_classes + num_classes
+        activations *= (image_size / 224.0) ** 2
     else:
         params, activations = _resnet_counts(spec, image_size, num_classes)
     slots = 2 if optimizer == "adam" else 1

@@ -38,6 +38,8 @@ logger = logging.getLogger("vgg_patch.train")
 
 # The tf-slim ResNets' batch-norm decay (tf-slim's resnet_arg_scope default).
 BATCH_NORM_DECAY = 0.997
+# tf-slim's inception_v?_arg_scope default.
+INCEPTION_BATCH_NORM_DECAY = 0.9997
 
 
 def preprocess(images, preprocessing):
@@ -66,7 +68,8 @@ def network_fn(spec):
     """``(network function, arg_scope function)`` of ``spec`` in slim_attention.nets."""
     import importlib
     module = importlib.import_module("slim_attention.nets.%s" % spec.family)
-    scope_fn = module.vgg_arg_scope if spec.family == "vgg" else module.resnet_arg_scope
+    scope_fn = getattr(module, {"vgg": "vgg_arg_scope", "inception": spec.name + "_arg_scope"}
+                       .get(spec.family, "resnet_arg_scope"))
     return getattr(module, spec.name), scope_fn
 
 
@@ -89,6 +92,16 @@ def choose_conv_path(model, flag, bf16, image_size, training,  # pylint: disable
     spec = slim_models.get_spec(model)
     return fastpath.choose_conv_path(flag, bf16, image_size, training, gpu, batch,
                                      network=spec.family, present=conv_layers(spec))
+
+
+def with_batch_norm_decay(scope, decay):
+    """An arg_scope dict whose convolutions' batch norms use ``decay`` (tf-slim's
+    inception_v1/v2_arg_scope take no decay argument)."""
+    scope = {key: dict(kwargs) for key, kwargs in scope.items()}
+    for kwargs in scope.values():
+        if "decay" in (kwargs.get("normalizer_params") or {}):
+            kwargs["normalizer_params"] = dict(kwargs["normalizer_params"], decay=decay)
+    return scope
 
 
 def _first(names, limit=3):
@@ -183,7 +196,8 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
       class_names: the class names, written into the export's JSON.
       image_size: the input side, written into the export's JSON.
       dropout: dropout rate of a VGG's fc6/fc7 while training (ResNets have none).
-      batch_norm_decay: the ResNets' batch-norm decay (default tf-slim's 0.997).
+      batch_norm_decay: the batch-norm decay (default tf-slim's: 0.997 for the
+        ResNets, 0.9997 for the Inceptions).
       winograd: the convolutions computed by Winograd F(2x2, 3x3): names of
         :func:`conv_layers` (e.g. :func:`choose_conv_path`'s); () for none.
 
@@ -205,8 +219,9 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
         self.class_names = list(class_names or [])
         self.image_size = image_size
         self.dropout = dropout
-        self.batch_norm_decay = (BATCH_NORM_DECAY if batch_norm_decay is None
-                                 else batch_norm_decay)
+        self.batch_norm_decay = batch_norm_decay if batch_norm_decay is not None else (
+            INCEPTION_BATCH_NORM_DECAY if self.spec.family == "inception"
+            else BATCH_NORM_DECAY)
         self.winograd = tuple(winograd)
         self.restored = {}  # name -> variable, once built from a checkpoint
         self.saver = None  # the model variables' Saver, once built
@@ -214,6 +229,11 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
     @property
     def model(self):
         return self.spec.name
+
+    @property
+    def scope(self):
+        """The network's variable scope (``InceptionV3`` for inception_v3)."""
+        return slim_models.network_scope(self.spec)
 
     @property
     def run_settings(self):
@@ -231,6 +251,8 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
         # The trainer's --weight-decay is the one L2 term: none from the arg_scope.
         if self.spec.family == "vgg":
             return scope_fn(weight_decay=0.0)
+        if self.spec.family == "inception":
+            return with_batch_norm_decay(scope_fn(weight_decay=0.0), self.batch_norm_decay)
         return scope_fn(weight_decay=0.0, batch_norm_decay=self.batch_norm_decay)
 
     def build(self, images, is_training):
@@ -252,22 +274,23 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
         kwargs = dict(num_classes=self.num_classes, is_training=is_training,
                       attention_module=self.attention,
                       attention_params=self.attention_params or None)
+        kwargs.update(slim_models.NETWORK_KWARGS.get(self.model, {}))
         if self.spec.family == "vgg":
             kwargs["dropout_keep_prob"] = 1.0 - self.dropout
         with slim.arg_scope(self._arg_scope()), self._convolutions():
             logits, end_points = fn(preprocess(images, self.spec.preprocessing), **kwargs)
         if logits.shape.ndims == 4:  # tf-slim's ResNets keep [N, 1, 1, classes]
-            logits = tf.squeeze(logits, [1, 2], name="%s/SpatialSqueeze" % self.model)
+            logits = tf.squeeze(logits, [1, 2], name="%s/SpatialSqueeze" % self.scope)
         maps = [m for m in tf.compat.v1.get_collection(ATTENTION_MAPS)
-                if m.name.startswith(self.model + "/")]
+                if m.name.startswith(self.scope + "/")]
         if self.checkpoint is not None:
-            self.restored = restore_map(self.checkpoint, self.model,
+            self.restored = restore_map(self.checkpoint, self.scope,
                                         self.spec.logits_scope,
-                                        placement.attention_scopes(self.model + "/"))
+                                        placement.attention_scopes(self.scope + "/"))
             tf.compat.v1.train.init_from_checkpoint(
                 self.checkpoint, {name: var for name, var in self.restored.items()})
             logger.info("%d variables of %s start from %s; %d attention and classifier "
-                        "variables start fresh", len(self.restored), self.model,
+                        "variables start fresh", len(self.restored), self.scope,
                         self.checkpoint,
                         len(self.model_variables()) - len(self.restored))
         self.saver = slim_export.make_saver(self.model_variables())
@@ -291,7 +314,7 @@ class SlimNetwork:  # pylint: disable=too-many-instance-attributes
     def model_variables(self):
         """The network's model variables (weights, attention, moving statistics)."""
         import slim_attention as slim
-        return slim.get_model_variables(self.model + "/")
+        return slim.get_model_variables(self.scope + "/")
 
     def save(self, sess, path):
         """Writes the export (see :func:`vgg_patch.training.slim_export.save`)."""
