@@ -174,7 +174,8 @@ def test_import_forms(contrib):
         from tensorflow.contrib.framework import arg_scope, add_arg_scope
         from tensorflow.contrib.slim.nets import resnet_v1, vgg, inception
         from tensorflow.contrib.slim.nets import resnet_utils as nets_resnet_utils
-        import tensorflow.contrib.slim.nets.inception as dotted_inception
+        from tensorflow.contrib.slim.nets import alexnet
+        import tensorflow.contrib.slim.nets.alexnet as dotted_alexnet
         from tensorflow.contrib.framework.python.ops import arg_scope as ops_arg_scope
         from tensorflow.contrib.framework.python.ops import add_arg_scope as ops_add
         from tensorflow.contrib.framework.python.ops import variables as variables_lib
@@ -201,11 +202,12 @@ def test_import_forms(contrib):
     assert ns.vgg is slim_attention.nets.vgg
     assert ns.nets_resnet_utils is slim_attention.nets.resnet_utils
     assert "attention_module" in inspect.signature(ns.resnet_v1.resnet_v1_50).parameters
+    assert ns.inception is slim_attention.nets.inception
     # Old code runs unchanged: the names a module does not define are tf-slim's,
     # and the networks slim_attention.nets does not wrap are tf-slim's modules.
     assert ns.resnet_v1.resnet_arg_scope is tf_slim.nets.resnet_v1.resnet_arg_scope
     assert ns.nets_resnet_utils.Block is tf_slim.nets.resnet_utils.Block
-    assert ns.inception is ns.dotted_inception is tf_slim.nets.inception
+    assert ns.alexnet is ns.dotted_alexnet is tf_slim.nets.alexnet
     for alias, real in [("variables_lib", "tf_slim.ops.variables"),
                         ("layers_lib", "tf_slim.layers.layers"),
                         ("initializers", "tf_slim.layers.initializers"),
