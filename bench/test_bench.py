@@ -23,6 +23,8 @@ def test_layer_shapes_match_vgg19_parameter_count():
     assert [n for n, _, _ in vgg_ref.layer_shapes()][-3:] == ["fc6", "fc7", "fc8"]
 
 
+@pytest.mark.tf_behavior("v2", reason="Keras 3's get_weights needs eager execution; the "
+                         "names and shapes do not depend on the behaviour")
 def test_keras_names_cover_every_layer_with_matching_shapes():
     import tensorflow as tf
     model = tf.keras.applications.VGG19(weights=None, classifier_activation=None)
@@ -170,6 +172,8 @@ def test_winograd_rows_are_paired_with_their_direct_twins():
         ("CBAM", 16, "1.500 [1.250, 1.750]")]
 
 
+@pytest.mark.tf_behavior("v2", reason="the case starts each worker in the behaviour it "
+                         "asks for; one pass checks both")
 @pytest.mark.parametrize("behavior", ["v2", "v1"])
 def test_build_worker_runs_in_the_behaviour_it_is_asked_for(behavior):
     # The build case measures vgg_patch in both TF behaviours; the worker
