@@ -396,12 +396,14 @@ TABLES = {
 }
 
 # TF1 module paths that are tf-slim's copies of the same files, each with its
-# (already imported) submodules: ``tensorflow.contrib.slim.nets.resnet_v1`` is
-# ``tf_slim.nets.resnet_v1``. The packages between them (``...slim.python``)
-# are made as plain packages.
+# (already imported) submodules: ``tensorflow.contrib.layers.python.layers.utils``
+# is ``tf_slim.layers.utils``. ``tensorflow.contrib.slim.nets`` is
+# ``slim_attention.nets`` (tf-slim's networks plus ``attention_module``), as
+# ``tf.contrib.slim.nets`` is, so both import forms give the same module. The
+# packages between them (``...slim.python``) are made as plain packages.
 MODULE_ALIASES = {
     "tensorflow.contrib.slim": "slim_attention",
-    "tensorflow.contrib.slim.nets": "tf_slim.nets",
+    "tensorflow.contrib.slim.nets": "slim_attention.nets",
     "tensorflow.contrib.slim.python.slim": "tf_slim",
     "tensorflow.contrib.slim.python.slim.data": "tf_slim.data",
     "tensorflow.contrib.slim.python.slim.evaluation": "tf_slim.evaluation",
@@ -422,6 +424,10 @@ MODULE_ALIASES = {
     "tensorflow.contrib.training.python.training.evaluation": "tf_slim.training.evaluation",
     "tensorflow.contrib.training.python.training.training": "tf_slim.training.training",
 }
+
+# Where an alias's submodules also come from: slim_attention.nets hands the
+# networks it does not wrap (inception, alexnet, ...) to tf_slim.nets.
+SUBMODULE_FALLBACKS = {"tensorflow.contrib.slim.nets": "tf_slim.nets"}
 
 # Aliases whose submodules are aliased too (the others are single modules).
 ALIAS_WITH_SUBMODULES = frozenset([

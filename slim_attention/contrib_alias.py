@@ -9,7 +9,7 @@ or ``tf.contrib.layers.xavier_initializer()``. After one opt-in call::
     slim_attention.install_contrib_alias()
 
     import tensorflow.contrib.slim as slim                    # slim_attention
-    from tensorflow.contrib.slim.nets import resnet_v1        # tf_slim.nets.resnet_v1
+    from tensorflow.contrib.slim.nets import resnet_v1        # slim_attention.nets.resnet_v1
     from tensorflow.contrib.framework import arg_scope        # tf_slim's arg_scope
     loss = tf.contrib.losses.softmax_cross_entropy(logits, onehot_labels)
     train_op = tf.contrib.training.create_train_op(loss, optimizer)
@@ -19,7 +19,9 @@ public API of that module, each name mapped to the object that replaced it
 (the table is :mod:`slim_attention._contrib_names`):
 
 * ``tf.contrib.slim`` -> :mod:`slim_attention` (tf-slim's API, repaired), and
-  ``tf.contrib.slim.nets`` -> ``tf_slim.nets``;
+  ``tf.contrib.slim.nets`` -> :mod:`slim_attention.nets` in every import form
+  (tf-slim's networks with ``attention_module``; the networks it does not wrap,
+  ``inception``, ``alexnet``, ..., are tf-slim's modules);
 * ``tf.contrib.framework`` -- ``arg_scope``, ``add_arg_scope``, the
   ``get_variables*``/``model_variable``/global-step helpers,
   ``assign_from_checkpoint_fn``, ... (tf-slim), plus the few names that were
@@ -138,8 +140,8 @@ class _ContribModule(types.ModuleType):
 class _ContribFinder:
     """Answers imports below the modules ``install_contrib_alias`` registered:
     a name TF1 had that nothing provides raises ``ModuleNotFoundError`` with
-    what to use instead. Below an alias of a real module (``tf_slim.nets`` as
-    ``tensorflow.contrib.slim.nets``) any other unknown name raises the usual
+    what to use instead. Below an alias of a real module (``tf_slim.layers`` as
+    ``tensorflow.contrib.layers.python.layers``) any other unknown name raises the usual
     error before the path finders could load a second copy of a tf-slim file
     under a ``tensorflow.contrib`` name. It never loads anything."""
 
@@ -183,10 +185,12 @@ def _wanted_modules():
     wanted = {}
     for alias, real in _contrib_names.MODULE_ALIASES.items():
         wanted[alias] = importlib.import_module(real)
-        if alias in _contrib_names.ALIAS_WITH_SUBMODULES:
-            for name in list(sys.modules):
-                if name.startswith(real + ".") and sys.modules[name] is not None:
-                    wanted[alias + name[len(real):]] = sys.modules[name]
+        if alias not in _contrib_names.ALIAS_WITH_SUBMODULES:
+            continue
+        for source in (real, _contrib_names.SUBMODULE_FALLBACKS.get(alias)):
+            for name in list(sys.modules) if source else ():
+                if name.startswith(source + ".") and sys.modules[name] is not None:
+                    wanted.setdefault(alias + name[len(source):], sys.modules[name])
     for name in list(_contrib_names.TABLES) + list(wanted):
         while name.startswith(_CONTRIB):
             wanted.setdefault(name, _contrib_names.TABLES.get(name))

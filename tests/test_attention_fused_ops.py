@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import slim_attention as slim
 from slim_attention.attention import _fused_ops
 from slim_attention.attention import _layers
+
+from meta_graph_check import gradients_survive_a_new_process
 
 tf1 = tf.compat.v1
 EAGER_ONLY = pytest.mark.tf_behavior(
@@ -142,56 +145,23 @@ def test_pooling_helpers_in_eager_mode(pool):
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
 
 
-_EXPORT_SCRIPT = """
-import sys
-import numpy as np
-import tensorflow as tf
-import slim_attention as slim
-tf1 = tf.compat.v1
-graph = tf.Graph()
-with graph.as_default():
+def _four_blocks():
     x = tf1.placeholder(tf.float32, [2, 8, 8, 16], name='x')
     net = slim.squeeze_and_excitation(x, reduction_ratio=4)
     net = slim.convolutional_block_attention_module(net, reduction_ratio=4)
     net = slim.non_local_block(net, subsample=True, zero_init_last=False)
     net = slim.global_context(net, reduction_ratio=4, zero_init_last=False)
-    y = tf.identity(net, name='y')
-    grad, = tf.gradients(tf.reduce_sum(tf.sin(y)), [x])
-    init = tf1.global_variables_initializer()
-    saver = tf1.train.Saver()
-    with tf1.Session() as sess:
-        sess.run(init)
-        value = np.random.RandomState(0).normal(size=(2, 8, 8, 16))
-        np.save(sys.argv[1] + '/grad.npy', sess.run(grad, {x: value}))
-        np.save(sys.argv[1] + '/x.npy', value)
-        saver.save(sess, sys.argv[1] + '/model')
-"""
-
-_IMPORT_SCRIPT = """
-import sys
-import numpy as np
-import tensorflow as tf
-import slim_attention  # registers the blocks' gradients
-tf1 = tf.compat.v1
-graph = tf.Graph()
-with graph.as_default():
-    saver = tf1.train.import_meta_graph(sys.argv[1] + '/model.meta')
-    x = graph.get_tensor_by_name('x:0')
-    y = graph.get_tensor_by_name('y:0')
-    grad, = tf.gradients(tf.reduce_sum(tf.sin(y)), [x])
-    with tf1.Session() as sess:
-        saver.restore(sess, sys.argv[1] + '/model')
-        got = sess.run(grad, {x: np.load(sys.argv[1] + '/x.npy')})
-np.testing.assert_allclose(got, np.load(sys.argv[1] + '/grad.npy'), rtol=1e-5, atol=1e-7)
-print('same gradient')
-"""
+    return net, [x]
 
 
-def test_exported_meta_graph_can_be_differentiated_in_a_new_process(run_in_new_processes):
+def test_exported_meta_graph_can_be_differentiated_in_a_new_process(tmp_path,
+                                                                    run_in_new_processes):
     # TF1 habit: import_meta_graph, then build a training op on top. The fused
     # pooling gradients are registered by name when slim_attention is imported,
     # so they are found in a process that did not build the graph.
-    assert 'same gradient' in run_in_new_processes(_EXPORT_SCRIPT, _IMPORT_SCRIPT)
+    value = np.random.RandomState(0).normal(size=(2, 8, 8, 16))
+    assert 'same gradients' in gradients_survive_a_new_process(
+        tmp_path, run_in_new_processes, _four_blocks, value, 'slim_attention')
 
 
 @pytest.mark.parametrize('transposed', [False, True])

@@ -40,12 +40,14 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(data_dir, tmp_path_factory):
-    """7 steps: epoch 1 is 5 steps (18 train images, batch 4), then 2 more."""
+    """7 steps: epoch 1 is 5 steps (18 train images, batch 4), then 2 more; the
+    commands' default convolution path (the later runs go direct, see base_args)."""
     train_dir = str(tmp_path_factory.mktemp("run") / "train")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = train_cli.main(base_args(data_dir, train_dir, "--epochs", "3",
-                                      "--max-steps", "7", "--checkpoint-every", "6"))
+                                      "--max-steps", "7", "--checkpoint-every", "6",
+                                      conv_path=None))
     return {"rc": rc, "out": out.getvalue(), "err": err.getvalue(), "dir": train_dir}
 
 
@@ -55,6 +57,9 @@ def test_first_run_trains_validates_and_writes_everything(first_run, data_dir):
     # One summary line on stdout.
     lines = first_run["out"].strip().splitlines()
     assert len(lines) == 1
+    # The default path at 32 px on CPU: Winograd where the table says it pays.
+    assert "convolutions: Winograd F(2x2, 3x3) in conv3_1-4, conv4_1-4, direct " \
+        "elsewhere (default on CPU" in first_run["err"]
     assert re.match(r"best validation accuracy: \d\.\d{3} \(epoch 1; 7 steps, ", lines[0])
     assert os.path.join(d, "export", "vgg19-cbam.npy") in lines[0]
     # The corrupt image was skipped and counted.

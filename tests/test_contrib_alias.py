@@ -2,6 +2,7 @@
 object that replaced it, or an error saying what replaces it (TF1 programs run
 end to end: test_contrib_alias_programs.py)."""
 import importlib
+import inspect
 import re
 import sys
 import textwrap
@@ -172,6 +173,9 @@ def test_import_forms(contrib):
         from tensorflow.contrib import slim as from_slim, layers, framework
         from tensorflow.contrib.framework import arg_scope, add_arg_scope
         from tensorflow.contrib.slim.nets import resnet_v1, vgg, inception
+        from tensorflow.contrib.slim.nets import resnet_utils as nets_resnet_utils
+        from tensorflow.contrib.slim.nets import alexnet
+        import tensorflow.contrib.slim.nets.alexnet as dotted_alexnet
         from tensorflow.contrib.framework.python.ops import arg_scope as ops_arg_scope
         from tensorflow.contrib.framework.python.ops import add_arg_scope as ops_add
         from tensorflow.contrib.framework.python.ops import variables as variables_lib
@@ -191,11 +195,19 @@ def test_import_forms(contrib):
     assert ns.layers is tf.contrib.layers
     assert ns.arg_scope is ns.ops_arg_scope is tf_slim.arg_scope
     assert ns.add_arg_scope is ns.ops_add is tf_slim.add_arg_scope
-    assert ns.resnet_v1 is tf_slim.nets.resnet_v1
-    # ``import a.b.c as x`` walks attributes from tf.contrib.slim (slim_attention),
-    # whose ``nets`` is slim_attention.nets: tf-slim's networks plus attention_module.
-    assert ns.dotted_resnet_v1 is slim_attention.nets.resnet_v1
-    assert ns.vgg is tf_slim.nets.vgg and ns.inception is tf_slim.nets.inception
+    # Both forms give slim_attention.nets' modules: tf-slim's networks plus
+    # attention_module (``import a.b.c as x`` walks attributes from
+    # tf.contrib.slim, ``from a.b import c`` reads the registered module).
+    assert ns.resnet_v1 is ns.dotted_resnet_v1 is slim_attention.nets.resnet_v1
+    assert ns.vgg is slim_attention.nets.vgg
+    assert ns.nets_resnet_utils is slim_attention.nets.resnet_utils
+    assert "attention_module" in inspect.signature(ns.resnet_v1.resnet_v1_50).parameters
+    assert ns.inception is slim_attention.nets.inception
+    # Old code runs unchanged: the names a module does not define are tf-slim's,
+    # and the networks slim_attention.nets does not wrap are tf-slim's modules.
+    assert ns.resnet_v1.resnet_arg_scope is tf_slim.nets.resnet_v1.resnet_arg_scope
+    assert ns.nets_resnet_utils.Block is tf_slim.nets.resnet_utils.Block
+    assert ns.alexnet is ns.dotted_alexnet is tf_slim.nets.alexnet
     for alias, real in [("variables_lib", "tf_slim.ops.variables"),
                         ("layers_lib", "tf_slim.layers.layers"),
                         ("initializers", "tf_slim.layers.initializers"),

@@ -82,7 +82,7 @@ def test_tf1_snippet_runs_unmodified(tmp_path):
     assert out["BEFORE"] == "no tf.contrib"  # opt-in: import alone adds nothing
     assert out["BEFORE_IMPORT"] == "no tensorflow.contrib.framework"
     assert out["SAME_SLIM"] == "True"
-    assert out["VGG"] == "tf_slim.nets.vgg"
+    assert out["VGG"] == "slim_attention.nets.vgg"  # tf-slim's VGG with attention_module
     # variance_scaling_initializer(factor=2.0, FAN_IN, truncated normal): var = 2 / fan_in.
     assert abs(float(out["HIDDEN_STD"]) - np.sqrt(2.0 / 256)) < 0.05 * np.sqrt(2.0 / 256)
     # xavier_initializer (uniform): |w| <= sqrt(6 / (fan_in + fan_out)).

@@ -23,11 +23,14 @@ from vgg_patch.training.slim_network import SlimNetwork, choose_conv_path, resto
 
 tf1 = tf.compat.v1
 
-FAST = ("resnet_v1_50", "resnet_v2_50", "vgg_a", "vgg_16", "vgg_19")
-# The deeper ResNets differ from the 50-layer ones only in their unit counts
-# (tests/test_nets_resnet.py checks those for every depth); one of them is built
-# here, as each takes 20-50 s and the suite runs twice in CI.
-CASES = ([pytest.param(m, a) for m in FAST for a in ("none", "cbam")]
+# The VGGs (graphs of a few seconds) with and without attention; each ResNet
+# (12-25 s a graph) once, one with attention and one without: the trainer treats
+# attention alike in every model, and test_nets_*.py build every model with
+# every block. The deeper ResNets differ from the 50-layer ones only in their
+# unit counts (tests/test_nets_resnet.py checks those for every depth); one of
+# them is built here, as each takes 20-50 s and the suite runs twice in CI.
+CASES = ([pytest.param(m, a) for m in ("vgg_a", "vgg_16", "vgg_19") for a in ("none", "cbam")]
+         + [pytest.param("resnet_v1_50", "cbam"), pytest.param("resnet_v2_50", "none")]
          + [pytest.param("resnet_v1_101", "cbam", marks=pytest.mark.slow)])
 
 
@@ -89,9 +92,11 @@ def test_image_size_and_flags_are_checked(capsys):
 def test_demo_resumes_exports_and_predicts(tmp_path, capsys):
     """The command of the README, at 32 px and a few steps: run, rerun (resume), predict."""
     train_dir = str(tmp_path / "run")
+    # Small batches and a 2% validation split (36 of the 1797 digits): each run
+    # validates once; momentum: one slot per weight, smaller checkpoints.
     argv = ["--model", "resnet_v1_50", "--attention", "cbam", "--train-dir", train_dir,
-            "--image-size", "32", "--batch-size", "16", "--attention-images", "1",
-            "--optimizer", "momentum", "-q"]  # one slot per weight: smaller checkpoints
+            "--image-size", "32", "--batch-size", "4", "--val-fraction", "0.02",
+            "--attention-images", "1", "--optimizer", "momentum", "-q"]
     assert slim_train.main(argv + ["--max-steps", "2"]) == 0
     assert sorted(s for s, _ in run_dir.checkpoint_candidates(train_dir)) == [2]
     run = run_dir.read_run_settings(train_dir)

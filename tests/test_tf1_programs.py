@@ -19,10 +19,11 @@ import tensorflow as tf
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESEARCH_SLIM = os.path.join(REPO, 'tests', 'tf1_programs', 'research_slim')
 
-# ResNet-50 has 3 + 4 + 6 + 3 bottlenecks; CBAM is in each.
+# ResNet-50 has 3 + 4 + 6 + 3 bottlenecks; slim.nets' resnet_v1_50 puts CBAM
+# in each (the factory's --attention_module=cbam_block, kobiso's name).
 BOTTLENECKS = 16
 CBAM_WEIGHTS = re.compile(
-    r'^resnet_v1_50/block\d/unit_\d+/bottleneck_v1/cbam_block/'
+    r'^resnet_v1_50/block\d/unit_\d+/bottleneck_v1/CBAM/'
     r'ChannelAttention/fc1/weights$')
 
 
@@ -65,7 +66,7 @@ def test_research_slim_program_trains_resnet_v1_50_cbam_then_evaluates(tmp_path)
     assert tf.train.load_variable(checkpoint, 'global_step') == 2
     cbam = sorted(name for name in names if CBAM_WEIGHTS.match(name))
     assert len(cbam) == BOTTLENECKS, cbam
-    assert 'resnet_v1_50/block1/unit_1/bottleneck_v1/cbam_block/SpatialAttention/' \
+    assert 'resnet_v1_50/block1/unit_1/bottleneck_v1/CBAM/SpatialAttention/' \
            'BatchNorm/moving_mean' in names
     assert names['resnet_v1_50/logits/weights'] == [1, 1, 2048, 3]
 

@@ -41,3 +41,23 @@ def test_remove_temp_files_only_removes_the_trainers_temp_files(tmp_path):
     assert sorted(removed) == sorted(str(p) for p in temp)
     assert all(p.exists() for p in kept) and not any(p.exists() for p in temp)
     assert run_dir.remove_temp_files(str(tmp_path / "nowhere")) == []
+
+
+def test_remove_temp_files_knows_the_slim_exports_temp_files(tmp_path):
+    # The names slim_export.save's Saver and atomic_write use before renaming
+    # (seen with strace on TF 2.21: <prefix>.{data-*,index}.tempstate<uint64>).
+    d = tmp_path / "run"
+    (d / "export").mkdir(parents=True)
+    export = d / run_dir.SLIM_EXPORT_CHECKPOINT
+    temp = [export.with_name(export.name + ".data-00000-of-00001.tempstate16582485256988914559"),
+            export.with_name(export.name + ".index.tempstate17561596535407516838"),
+            d / (run_dir.SLIM_EXPORT_JSON + ".tmp")]
+    kept = [export.with_name(export.name + ".data-00000-of-00001"),
+            export.with_name(export.name + ".index"), d / run_dir.SLIM_EXPORT_JSON,
+            d / "export" / "notes.tmp", d / "export" / "mine.ckpt.index.tempstate1",
+            d / "export" / "slim-attention.ckpt.tempstate1"]
+    for path in temp + kept:
+        path.write_bytes(b"x")
+    removed = run_dir.remove_temp_files(str(d))
+    assert sorted(removed) == sorted(str(p) for p in temp)
+    assert all(p.exists() for p in kept)

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from vgg_patch import Vgg19, WINOGRAD_LAYERS, winograd
 
+from meta_graph_check import gradients_survive_a_new_process
+
 tf1 = tf.compat.v1
 
 
@@ -178,54 +180,20 @@ def test_vgg_winograd_must_be_a_bool():
         Vgg19(winograd='yes')
 
 
-_EXPORT_SCRIPT = """
-import sys
-import numpy as np
-import tensorflow as tf
-from vgg_patch import winograd
-tf1 = tf.compat.v1
-with tf.Graph().as_default():
+def _winograd_conv():
     x = tf1.placeholder(tf.float32, [None, 6, 5, 4], name='x')
     w = tf1.get_variable('w', [3, 3, 4, 3])
-    y = tf.identity(winograd.conv2d_3x3(x, w), name='y')
-    grads = tf.gradients(tf.reduce_sum(tf.sin(y)), [x, w])
-    saver = tf1.train.Saver()
-    with tf1.Session() as sess:
-        sess.run(tf1.global_variables_initializer())
-        value = np.random.RandomState(0).normal(size=(2, 6, 5, 4))
-        np.save(sys.argv[1] + '/x.npy', value)
-        for name, grad in zip(('dx', 'dw'), sess.run(grads, {x: value})):
-            np.save(sys.argv[1] + '/%s.npy' % name, grad)
-        saver.save(sess, sys.argv[1] + '/model')
-"""
-
-_IMPORT_SCRIPT = """
-import sys
-import numpy as np
-import tensorflow as tf
-import vgg_patch.winograd  # registers the convolution's gradient
-tf1 = tf.compat.v1
-graph = tf.Graph()
-with graph.as_default():
-    saver = tf1.train.import_meta_graph(sys.argv[1] + '/model.meta')
-    x = graph.get_tensor_by_name('x:0')
-    w = graph.get_tensor_by_name('w:0')
-    y = graph.get_tensor_by_name('y:0')
-    grads = tf.gradients(tf.reduce_sum(tf.sin(y)), [x, w])
-    with tf1.Session() as sess:
-        saver.restore(sess, sys.argv[1] + '/model')
-        got = sess.run(grads, {x: np.load(sys.argv[1] + '/x.npy')})
-for name, value in zip(('dx', 'dw'), got):
-    np.testing.assert_allclose(value, np.load(sys.argv[1] + '/%s.npy' % name),
-                               rtol=1e-5, atol=1e-6)
-print('same gradients')
-"""
+    return winograd.conv2d_3x3(x, w), [x, w]
 
 
-def test_exported_meta_graph_can_be_differentiated_in_a_new_process(run_in_new_processes):
+def test_exported_meta_graph_can_be_differentiated_in_a_new_process(tmp_path,
+                                                                    run_in_new_processes):
     # TF1 habit: import_meta_graph, then train on top. The gradient is
     # registered by name, so the new process finds it by importing the module.
-    assert 'same gradients' in run_in_new_processes(_EXPORT_SCRIPT, _IMPORT_SCRIPT)
+    value = np.random.RandomState(0).normal(size=(2, 6, 5, 4))
+    assert 'same gradients' in gradients_survive_a_new_process(
+        tmp_path, run_in_new_processes, _winograd_conv, value, 'vgg_patch.winograd',
+        atol=1e-6)
 
 
 def test_gradient_reads_only_the_transformed_input_and_filters(graph):

@@ -44,13 +44,20 @@ def make_image_folder(root, per_class=8, corrupt=True):
     return root
 
 
-def base_args(data_dir, train_dir, *extra):
+def base_args(data_dir, train_dir, *extra, conv_path="--no-winograd"):
+    """The trainer's arguments at 32 px, then ``extra`` (a later flag wins).
+
+    ``conv_path`` is ``--no-winograd`` unless asked: the direct convolutions
+    spare each run Winograd's XLA compile where the convolution path is not what
+    a test checks (the default path runs end to end in test_cli_train_story's
+    first run, --winograd in test_cli_precision); None gives the default path.
+    """
     return ["--data-dir", data_dir, "--train-dir", train_dir, "--image-size", "32",
             "--batch-size", "4", "--optimizer", "momentum", "--learning-rate", "1e-4",
             "--warmup-epochs", "0",
             "--keep-checkpoints", "2", "--attention-images", "2", "--dropout", "0.5",
             "--summary-every", "2",
-            "--seed", "1"] + list(extra)
+            "--seed", "1"] + ([conv_path] if conv_path else []) + list(extra)
 
 
 def ckpt_value(prefix, name):

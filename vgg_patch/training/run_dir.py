@@ -27,6 +27,9 @@ DEMO_TRAIN_DIR = "vgg19-cbam-demo"
 CKPT_NAME = "model.ckpt"
 BEST_DIR = "best"
 EXPORT_NAME = os.path.join("export", "vgg19-cbam.npy")
+# slim-attention-train's export (training/slim_export.py): a Saver checkpoint + a JSON.
+SLIM_EXPORT_CHECKPOINT = os.path.join("export", "slim-attention.ckpt")
+SLIM_EXPORT_JSON = os.path.join("export", "slim-attention.json")
 CLASSES_FILE = "classes.txt"
 RUN_FILE = "run.json"
 DEMO_DATA_DIR = "demo-data"
@@ -156,20 +159,24 @@ def check_or_write_run_files(args, dataset, num_classes, network_settings=None):
 
 # What a killed or failed save can leave in a run's folders: TensorFlow's
 # checkpoint temp files (a data or index file, or the state file, renamed only
-# once complete), save_npy's export temp file and atomic_write's.
+# once complete) of the checkpoints and of the slim export's Saver, save_npy's
+# export temp file and atomic_write's (run files, the slim export's JSON).
 _TEMP_FILE_RE = re.compile(
-    r"^(%s-\d+\.(index|data-\d+-of-\d+)\.tempstate\d+|checkpoint\.tmp[0-9a-f]+"
-    r"|\.%s\..+\.tmp|(%s|%s)\.tmp)$"
-    % (re.escape(CKPT_NAME), re.escape(os.path.basename(EXPORT_NAME)),
-       re.escape(CLASSES_FILE), re.escape(RUN_FILE)))
+    r"^((%s-\d+|%s)\.(index|data-\d+-of-\d+)\.tempstate\d+|checkpoint\.tmp[0-9a-f]+"
+    r"|\.%s\..+\.tmp|(%s|%s|%s)\.tmp)$"
+    % (re.escape(CKPT_NAME), re.escape(os.path.basename(SLIM_EXPORT_CHECKPOINT)),
+       re.escape(os.path.basename(EXPORT_NAME)), re.escape(CLASSES_FILE),
+       re.escape(RUN_FILE), re.escape(os.path.basename(SLIM_EXPORT_JSON))))
 
 
 def remove_temp_files(train_dir):
     """Deletes the temp files a killed or failed save left in ``train_dir``.
 
     Only names matching the temp files the trainer's own writers create
-    (``model.ckpt-N.data-*.tempstate*``, ``checkpoint.tmp*``, export and run
-    file ``*.tmp``) in ``train_dir``, ``best/`` and ``export/``; nothing else.
+    (``model.ckpt-N.data-*.tempstate*``, ``checkpoint.tmp*``, the slim export's
+    ``slim-attention.ckpt.{index,data-*}.tempstate*`` and
+    ``slim-attention.json.tmp``, the export's and run files' ``*.tmp``) in
+    ``train_dir``, ``best/`` and ``export/``; nothing else.
 
     Returns:
       The removed paths.

@@ -27,10 +27,13 @@ for its files); the JSON is written last, so a JSON names a complete checkpoint.
 import json
 import os
 
+from vgg_patch.training import run_dir
+
 FORMAT = "slim-attention-export"
-EXPORT_DIR = "export"
-EXPORT_CHECKPOINT = os.path.join(EXPORT_DIR, "slim-attention.ckpt")
-EXPORT_JSON = os.path.join(EXPORT_DIR, "slim-attention.json")
+EXPORT_DIR = os.path.dirname(run_dir.SLIM_EXPORT_CHECKPOINT)
+# Named in run_dir, which removes the temp files their writers leave.
+EXPORT_CHECKPOINT = run_dir.SLIM_EXPORT_CHECKPOINT
+EXPORT_JSON = run_dir.SLIM_EXPORT_JSON
 
 _REQUIRED = ("model", "attention", "num_classes", "image_size", "classes",
              "checkpoint")
@@ -64,11 +67,10 @@ def save(sess, saver, path, description):
     Returns:
       ``path``.
     """
-    from vgg_patch.training.run_dir import atomic_write
     saver.save(sess, path, write_meta_graph=False, write_state=False)
     description = dict(description, checkpoint=os.path.basename(path))
-    atomic_write(os.path.splitext(path)[0] + ".json",
-                 json.dumps(description, indent=2) + "\n")
+    run_dir.atomic_write(os.path.splitext(path)[0] + ".json",
+                         json.dumps(description, indent=2) + "\n")
     return path
 
 

@@ -11,17 +11,29 @@ from tensorflow.contrib.slim.nets import resnet_v1
 from tensorflow.contrib.slim.nets import vgg
 
 from nets import cifarnet
-from nets import resnet_v1_attention
 
 slim = tf.contrib.slim
+
+
+def squeezed(func):
+  """tf.contrib.slim's resnet_v1_* return [N, 1, 1, num_classes] logits; the
+  later research/slim versions squeeze them (spatial_squeeze=True)."""
+  @functools.wraps(func)
+  def network(images, num_classes=None, **kwargs):
+    net, end_points = func(images, num_classes=num_classes, **kwargs)
+    if num_classes:
+      net = tf.squeeze(net, [1, 2], name='SpatialSqueeze')
+    return net, end_points
+  return network
+
 
 networks_map = {
     'cifarnet': cifarnet.cifarnet,
     'vgg_16': vgg.vgg_16,
     'inception_v1': inception.inception_v1,
     'inception_v3': inception.inception_v3,
-    'resnet_v1_50': resnet_v1_attention.resnet_v1_50,
-    'resnet_v1_101': resnet_v1.resnet_v1_101,
+    'resnet_v1_50': squeezed(resnet_v1.resnet_v1_50),
+    'resnet_v1_101': squeezed(resnet_v1.resnet_v1_101),
 }
 
 arg_scopes_map = {
@@ -29,12 +41,13 @@ arg_scopes_map = {
     'vgg_16': vgg.vgg_arg_scope,
     'inception_v1': inception.inception_v3_arg_scope,
     'inception_v3': inception.inception_v3_arg_scope,
-    'resnet_v1_50': resnet_v1_attention.resnet_arg_scope,
+    'resnet_v1_50': resnet_v1.resnet_arg_scope,
     'resnet_v1_101': resnet_v1.resnet_arg_scope,
 }
 
-# Networks that take the --attention_module of the CBAM fork.
-attention_networks = {'resnet_v1_50'}
+# Networks that take --attention_module (slim.nets' ResNets and VGGs take
+# attention_module=..., kobiso's 'se_block' and 'cbam_block' included).
+attention_networks = {'resnet_v1_50', 'resnet_v1_101', 'vgg_16'}
 
 
 def get_network_fn(name, num_classes, weight_decay=0.0, is_training=False,
