@@ -307,14 +307,13 @@ def test_model_zoo_checkpoint_restores_into_every_block(model_zoo_inception_v3,
                 np.testing.assert_array_equal(value, saved[var.op.name], var.op.name)
 
 
-@pytest.mark.parametrize('name', ['inception_v2', 'inception_v3'])
+@pytest.mark.parametrize('name', NETS)
 def test_gradients_and_one_training_step(name):
     """Every block's net in one graph, one summed loss, one SGD step: each
     attention variable gets a gradient, the step moves each net's loss and
     its attention variables. (Whether one step lowers a full network's loss
     at these sizes is chance: its last blocks are 2 x 2, their batch norms see
-    few values; tests/test_nets_resnet.py checks the descent on small nets.
-    Not v1: its 193 px step is the slowest and runs the same hook.)"""
+    few values; tests/test_nets_resnet.py checks the descent on small nets.)"""
     case = built(name, 'blocks')
     with case['graph'].as_default():
         labels = tf.constant([0, 1, 2, 3])
