@@ -44,8 +44,10 @@ OVERLAY_ALPHA = 0.35
 # Colour bar ticks.
 BAR_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 FLAT_NOTE = "the spatial gate has not learned a preference yet"
-# A 1x1 map (pool5 of an input of 32 px or less) has no positions to choose between.
-SINGLE_CELL_NOTE = "one position only (input of 32 px or less), nothing to prefer"
+# A 1x1 map (VGG19's pool5 of an input of 32 px or less; a slim network's last
+# block at a small input, e.g. inception_v3 at 75 px) has no positions to choose between.
+SINGLE_CELL_NOTE = ("one position only (a 1x1 map: the input is too small for this "
+                    "network to keep a grid), nothing to prefer")
 COLUMN_CAPTIONS = ("input", "input + attention", "attention (sigmoid gate, 0-1 scale)",
                    "gate")
 
