@@ -12,8 +12,16 @@ The suite runs in either of the two modes TF1 code runs in on TF2:
 
 A test that only makes sense in one mode says so with
 ``@pytest.mark.tf_behavior("v2", reason="...")``; it is skipped in the other.
+
+Disk: a passed test's ``tmp_path`` is removed as soon as it ends (pytest.ini's
+``tmp_path_retention_policy = failed``; a failed test's stays for a look), a
+module's shared files live in ``module_tmp_path`` and go when the module is
+done, and the terminal summary names the largest footprint under the base
+temporary folder and the test that had it. Only the session's full-size
+``vgg19.npy`` (tests/vgg_fixtures.py) stays for the whole pass.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -70,6 +78,52 @@ def pytest_collection_modifyitems(config, items):
 def tf_behavior(pytestconfig):
     """``'v1'`` or ``'v2'``: the graph-mode behaviour this run of the suite uses."""
     return pytestconfig.getoption("--tf-behavior")
+
+
+@pytest.fixture(scope="module")
+def module_tmp_path(request, tmp_path_factory):
+    """A folder for the files one test module's tests share (a data folder, a
+    training run, a checkpoint), removed when the module's tests are done:
+    ``tmp_path_factory``'s folders would otherwise stay until the session ends."""
+    path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _folder_bytes(root):
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:  # removed while we walk
+                pass
+    return total
+
+
+_FOOTPRINT = {"bytes": 0, "test": None}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Measures the base temporary folder at the end of each test's body, before
+    its ``tmp_path`` is removed: the pass's largest disk footprint."""
+    try:
+        return (yield)
+    finally:
+        factory = getattr(item.config, "_tmp_path_factory", None)
+        basetemp = getattr(factory, "_basetemp", None)
+        if basetemp is not None:
+            used = _folder_bytes(basetemp)
+            if used > _FOOTPRINT["bytes"]:
+                _FOOTPRINT.update(bytes=used, test=item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FOOTPRINT["test"] is not None:
+        terminalreporter.write_line(
+            "largest footprint under the base temporary folder: %.0f MB, at the end of %s"
+            % (_FOOTPRINT["bytes"] / 2**20, _FOOTPRINT["test"]))
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from vgg_patch.cli import train as train_cli
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_image_folder(str(tmp_path_factory.mktemp("data")))
+def data_dir(module_tmp_path):
+    return make_image_folder(str(module_tmp_path / "data"))
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "one_class", "bad_weights",

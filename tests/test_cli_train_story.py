@@ -34,15 +34,16 @@ from vgg_patch.cli import train as train_cli
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_image_folder(str(tmp_path_factory.mktemp("data")))
+def data_dir(module_tmp_path):
+    return make_image_folder(str(module_tmp_path / "data"))
 
 
 @pytest.fixture(scope="module")
-def first_run(data_dir, tmp_path_factory):
+def first_run(data_dir, module_tmp_path):
     """7 steps: epoch 1 is 5 steps (18 train images, batch 4), then 2 more; the
     commands' default convolution path (the later runs go direct, see base_args)."""
-    train_dir = str(tmp_path_factory.mktemp("run") / "train")
+    (module_tmp_path / "run").mkdir()
+    train_dir = str(module_tmp_path / "run" / "train")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = train_cli.main(base_args(data_dir, train_dir, "--epochs", "3",

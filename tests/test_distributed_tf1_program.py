@@ -72,10 +72,11 @@ def _example(png, label):
 
 
 @pytest.fixture(scope='module')
-def colors_dir(tmp_path_factory):
+def colors_dir(module_tmp_path):
     """research_slim's colors dataset (train: 12 records, validation: 6) at
     8x8: noise around red, green or blue, the label being the colour."""
-    folder = str(tmp_path_factory.mktemp('colors'))
+    folder = str(module_tmp_path / 'colors')
+    os.mkdir(folder)
     rng = np.random.RandomState(0)
     with tf.Graph().as_default():
         image = tf.compat.v1.placeholder(tf.uint8, [8, 8, 3])

@@ -31,9 +31,9 @@ tf1 = tf.compat.v1
 
 
 @pytest.fixture(scope='module')
-def model_zoo_resnet_v1_50(tmp_path_factory):
+def model_zoo_resnet_v1_50(module_tmp_path):
     """A checkpoint with the names, shapes and format of resnet_v1_50.ckpt."""
-    path = str(tmp_path_factory.mktemp('zoo') / 'resnet_v1_50.ckpt')
+    path = str(module_tmp_path / 'resnet_v1_50.ckpt')
     # tf-slim's own resnet_v1_50 (the graph test_nets_resnet reads).
     with resnet_50('v1', 'tf_slim')['graph'].as_default():
         values = save_all(path)

@@ -248,10 +248,10 @@ def test_pinned_names_of_one_mixed_block():
 
 
 @pytest.fixture(scope='module')
-def model_zoo_inception_v3(tmp_path_factory):
+def model_zoo_inception_v3(module_tmp_path):
     """A checkpoint with the names, shapes and format of inception_v3.ckpt
     (tf-slim's inception_v3, 1001 classes, auxiliary classifier, Saver V2)."""
-    path = str(tmp_path_factory.mktemp('zoo') / 'inception_v3.ckpt')
+    path = str(module_tmp_path / 'inception_v3.ckpt')
     with built('inception_v3', 'plain')['graph'].as_default():
         return path, save_all(path)
 

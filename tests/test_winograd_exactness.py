@@ -35,16 +35,16 @@ def _size_and_layers():
 SIZE, LAYERS = _size_and_layers()
 
 
-def _weights(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("wino_exact") / "vgg19_small.npy")
+def _weights(folder):
+    path = str(folder / "vgg19_small.npy")
     side = layout.pool5_size(SIZE, SIZE)
     shapes = layout.layer_shapes(side[0] * side[1] * layout.POOL5_CHANNELS, NUM_CLASSES)
     return layout.write_synthetic_npy(path, seed=5, shapes=shapes)
 
 
 @pytest.fixture(scope="module")
-def npy(tmp_path_factory):
-    return _weights(tmp_path_factory)
+def npy(module_tmp_path):
+    return _weights(module_tmp_path)
 
 
 def test_set(count, seed=0, size=SIZE):
