@@ -23,6 +23,7 @@ import socket
 import time
 
 from vgg_patch.cli.common import TrainingFailed, UsageError
+from vgg_patch.training import scratch
 
 logger = logging.getLogger("vgg_patch.train")
 
@@ -205,17 +206,13 @@ def restart_process(starting):
     env[RESTARTS_ENV] = str(int(env.get(RESTARTS_ENV, "0")) + 1 if starting else 0)
     sys.stdout.flush()
     sys.stderr.flush()
+    scratch.remove_own()  # atexit does not run across execve
     os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], env)
 
 
 def scratch_dir():
-    """A temporary folder, removed at exit: a non-chief worker's demo images."""
-    import atexit
-    import shutil
-    import tempfile
-    path = tempfile.mkdtemp(prefix="vgg19-cbam-worker-")
-    atexit.register(shutil.rmtree, path, True)
-    return path
+    """A temporary folder for a non-chief worker's demo images (see :mod:`.scratch`)."""
+    return scratch.make_dir()
 
 
 def dataset_fingerprint(dataset):
