@@ -238,6 +238,34 @@ def steps_per_epoch(num_images, batch_size, workers):
     return -(-num_images // batch_size)
 
 
+def start_weights(weights, workers):
+    """The ``--weights`` file this process builds its network from.
+
+    Only the chief reads it: every other worker builds the same variables
+    from scratch (their shapes follow the network, which the chief checked
+    against the file) and receives the chief's values in the start-up
+    broadcast, so the file need be on the chief's machine alone.
+    """
+    if weights is None or workers is None or workers.is_chief:
+        return weights
+    logger.info("--weights %s is not read on this worker: the chief broadcasts its "
+                "values at start", weights)
+    return None
+
+
+def receives_weights():
+    """True when ``TF_CONFIG`` makes this process a training task other than
+    the chief (see :func:`start_weights`); a bad ``TF_CONFIG`` gives False and
+    is reported by :func:`from_environment`."""
+    if not os.environ.get("TF_CONFIG"):
+        return False
+    from slim_attention.distributed import cluster_from_tf_config
+    try:
+        return not Workers(cluster_from_tf_config(), 0).is_chief
+    except (ValueError, UsageError):
+        return False
+
+
 def from_environment(args):
     """A :class:`Workers` when ``TF_CONFIG`` is set, else None (one process).
 
