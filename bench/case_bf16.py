@@ -112,6 +112,7 @@ def run(args):
                              "times_s": [round(t, 5) for t in times[n]],
                              "ref_times_s": [round(t, 5) for t in times[_reference_of(n)]]})
                 _LOG.info("%s", rows[-1])
+                harness.emit_row(rows[-1])
         for _, c in contestants:
             c.close()
     return {"rows": rows, "peak_rss_mib": harness.mib(harness.peak_rss_bytes())}

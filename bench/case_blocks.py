@@ -177,6 +177,7 @@ def run(args):
                    "slim_times_s": [round(t, 6) for t in times["slim"]],
                    "ref_times_s": [round(t, 6) for t in times["ref"]]}
             rows.append(row)
+            harness.emit_row(row)
             _LOG.info("%s %s: slim %.1f ms, ref %.1f ms, ratio %.2f, check %s (%.0f s)",
                       name, row["shape"], 1000 * row["slim_s"], 1000 * row["ref_s"],
                       row["ref_s"] / row["slim_s"], check, time.perf_counter() - t0)

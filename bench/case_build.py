@@ -161,6 +161,7 @@ def run(args):
         if "graphdef_bytes" in row:
             row["graphdef_mb"] = row["graphdef_bytes"] / 1e6
         rows.append(row)
+        harness.emit_row(row)
         _LOG.info("build %s: %s", variant, {k: v for k, v in row.items()
                                             if not k.endswith("bytes")})
     return {"rows": rows, "file_mb": file_bytes / 1e6, "notes": notes}

@@ -239,8 +239,10 @@ def _rounds(tasks, ports, contestants, steps, rounds):
         order = contestants[r % len(contestants):] + contestants[:r % len(contestants)]
         for contestant in order:
             got = run_contestant(tasks, contestant, contestant[4] or steps, ports)
-            for key, value in zip(("step_s", "lo_bytes", "socket_bytes", "loss"), got):
+            row = dict(zip(("step_s", "lo_bytes", "socket_bytes", "loss"), got))
+            for key, value in row.items():
                 out[contestant[0]][key].append(value)
+            harness.emit_row(dict(row, round=r, contestant=contestant[0]), table="rounds")
         _LOG.info("round %d: %s", r, {k: round(v["step_s"][-1], 3) for k, v in out.items()})
     loads.append(harness.machine_info().get("loadavg"))
     return out, loads

@@ -87,4 +87,5 @@ def run(args):
         rows.append({"what": "ImagePipeline(224, batch 16, training): " + what,
                      "img_s": img_s, "note": "%d images x %d passes" % (count, passes)})
         _LOG.info("%s", rows[-1])
+        harness.emit_row(rows[-1])
     return {"rows": rows, "peak_rss_mib": harness.mib(harness.peak_rss_bytes())}

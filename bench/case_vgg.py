@@ -212,8 +212,10 @@ def case_vgg(args, train):
         _LOG.info("timing batch %d: %d warm-up + %d interleaved rounds", batch, warm, reps)
         cpu = {}
         times = harness.interleaved(fns, warm, reps, cpu_out=cpu)
-        result["rows"] += _throughput_rows(contestants, batch, times,
-                                           "train" if train else "inference", cpu)
+        for row in _throughput_rows(contestants, batch, times,
+                                    "train" if train else "inference", cpu):
+            result["rows"].append(row)
+            harness.emit_row(row)
     result["peak_rss_mib"] = harness.mib(harness.peak_rss_bytes())
     for c in contestants:
         c.close()

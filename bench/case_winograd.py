@@ -165,7 +165,9 @@ def run(args):
                 continue  # quick: a smoke run, not a measurement
             load = harness.machine_info().get("loadavg")
             loads.append("%d px %s b%d: %s" % (size, mode, batch, load))
-            rows += _time_group(tf, size, mode, batch, reps)
+            for row in _time_group(tf, size, mode, batch, reps):
+                rows.append(row)
+                harness.emit_row(row)
     return {"rows": rows, "loadavg": loads,
             "peak_rss_mib": harness.mib(harness.peak_rss_bytes())}
 

@@ -114,8 +114,9 @@ def run(args):
         loads.append("%s %d px %s b%d: %s" % (net, size, mode, batch,
                                               harness.machine_info().get("loadavg")))
         timed = case_winograd.time_pairs(tf, [s[:4] for s in shapes], mode, batch, reps)
-        rows += [dict(timed[name], net=net, size=size, count=count)
-                 for name, _, _, _, count in shapes]
+        for name, _, _, _, count in shapes:
+            rows.append(dict(timed[name], net=net, size=size, count=count))
+            harness.emit_row(rows[-1])
     network = []
     if not args.quick:  # the demo's size and batch, the rule's blocks and all four
         loads.append("network 64 px train b32: %s" % harness.machine_info().get("loadavg"))

@@ -133,9 +133,7 @@ def ps_session(spec, server, cluster, index):
         with tf1.device(tf1.train.replica_device_setter(
                 worker_device="/job:worker/task:%d" % index, cluster=cluster)):
             step = tf1.train.get_or_create_global_step()
-            # Fresh weights: the file's initializers are numpy_functions, which
-            # run where the variable lives -- on the ps, which does not have them.
-            loss = build_loss(dict(spec, npy=None), seed=index)
+            loss = build_loss(spec, seed=index)  # the file is read here, stored on the ps
             opt = tf1.train.SyncReplicasOptimizer(
                 tf1.train.GradientDescentOptimizer(LEARNING_RATE),
                 replicas_to_aggregate=workers, total_num_replicas=workers)

@@ -13,11 +13,13 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 _LOG = logging.getLogger(__name__)
 
 RESULT_PREFIX = "BENCH_RESULT "
+ROW_PREFIX = "BENCH_ROW "
 
 
 # --------------------------------------------------------------------------- memory
@@ -215,15 +217,52 @@ def stop_group(proc, grace_secs=10.0):
             continue
 
 
-def run_worker(script, case, extra_args, timeout=None):
+def emit_row(row, table="rows"):
+    """Sends one measured row to the parent at once (a stdout line, JSON).
+
+    :func:`run_worker` collects the rows as they come, so a case that fails or
+    times out later still reports them; the case's final result (its own
+    return value) is what the report uses when the case finishes.
+    """
+    sys.stdout.write(ROW_PREFIX + json.dumps({"table": table, "row": row}) + "\n")
+    sys.stdout.flush()
+
+
+class _Output(threading.Thread):
+    """Reads one of the worker's streams line by line: its result, its rows
+    (``on_row(table, row)`` for each as it arrives), and its last lines."""
+
+    def __init__(self, stream, on_row=None):
+        super().__init__(daemon=True)
+        self.stream, self.on_row = stream, on_row
+        self.result, self.tables, self.tail = None, {}, []
+
+    def run(self):
+        for line in self.stream:
+            line = line.rstrip("\n")
+            if line.startswith(RESULT_PREFIX):
+                self.result = json.loads(line[len(RESULT_PREFIX):])
+            elif line.startswith(ROW_PREFIX):
+                got = json.loads(line[len(ROW_PREFIX):])
+                self.tables.setdefault(got["table"], []).append(got["row"])
+                if self.on_row is not None:
+                    self.on_row(got["table"], got["row"])
+            else:
+                self.tail = (self.tail + [line])[-15:]
+
+
+def run_worker(script, case, extra_args, timeout=None, on_row=None):
     """Runs ``python script --worker case extra_args`` and parses its result.
 
     The worker runs in a process group of its own; on a timeout or an
     interrupt (Ctrl-C, or SIGTERM after :func:`stop_on_sigterm`) the whole
-    group is stopped before this returns or re-raises.
+    group is stopped before this returns or re-raises. Rows the worker sent
+    with :func:`emit_row` reach ``on_row(table, row)`` as they are measured.
 
     Returns:
-      (result dict or None, error message or None, wall seconds)
+      (result dict or None, error message or None, wall seconds). A worker
+      that failed or timed out after sending rows gives, as its result,
+      :func:`partial_result` of those rows.
     """
     cmd = [sys.executable, script, "--worker", case] + list(extra_args)
     env = dict(os.environ)
@@ -231,23 +270,50 @@ def run_worker(script, case, extra_args, timeout=None):
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, start_new_session=True)
+    out, err = _Output(proc.stdout, on_row), _Output(proc.stderr)
+    out.start()
+    err.start()
+    error = None
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop_group(proc)
-        return None, "timed out after %s s" % timeout, time.perf_counter() - t0
+        error = "timed out after %s s" % timeout
     except BaseException:
         stop_group(proc)
         raise
+    finally:
+        out.join(timeout=10)
+        err.join(timeout=10)
     wall = time.perf_counter() - t0
-    result = None
-    for line in stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
-    if proc.returncode != 0 or result is None:
-        tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
-        return result, "exit %d: %s" % (proc.returncode, tail), wall
-    return result, None, wall
+    if error is None and (proc.returncode != 0 or out.result is None):
+        error = "exit %d: %s" % (proc.returncode, "\n".join(err.tail or out.tail))
+    result = out.result
+    if error is not None and result is None and out.tables:
+        result = partial_result(out.tables)
+    return result, error, wall
+
+
+def partial_result(tables):
+    """The result of a case that did not finish: ``{table: [rows]}`` of the
+    rows it sent, marked ``partial`` (the report shows them as they are)."""
+    return dict(tables, partial=True)
+
+
+def partial_tables(result):
+    """Markdown for :func:`partial_result`: each table with the union of its rows' keys."""
+    parts = []
+    for table, rows in result.items():
+        if table == "partial":
+            continue
+        keys = []
+        for row in rows:
+            keys += [k for k in row if k not in keys]
+        parts.append("%s, as measured before the case stopped (%d rows):\n\n%s" % (
+            table, len(rows), format_table(
+                [{k: json.dumps(v) if isinstance(v, (list, dict)) else v
+                  for k, v in row.items()} for row in rows], [(k, k) for k in keys])))
+    return "\n\n".join(parts)
 
 
 # --------------------------------------------------------------------------- table

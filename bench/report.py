@@ -4,6 +4,7 @@ Every "ratio" is a speed ratio, ours / reference: >= 1.0 means at least as fast.
 """
 import statistics
 
+import harness
 from harness import format_table
 
 KERAS = "Keras VGG19 (default, XLA)"
@@ -212,7 +213,9 @@ def render(results):
         if case.get("error"):
             parts.append("### %s\n\nFAILED: %s" % (name, case["error"]))
         if case.get("result"):
-            if name == "pipeline":
+            if case["result"].get("partial"):
+                parts.append(harness.partial_tables(case["result"]))
+            elif name == "pipeline":
                 parts.append(_pipeline_table(case["result"], results))
             else:
                 parts.append(_RENDER[name](case["result"]))

@@ -123,6 +123,31 @@ def run_case(name, args):
     harness.emit_result(res)
 
 
+def run_one(script, case, extra, cases):
+    """Runs ``case`` in its worker; puts its result, error and wall time in
+    ``cases[case]``. Each row the case measures is logged as it arrives and
+    kept: a case that fails, times out or is interrupted reports the rows it
+    had. Returns True if interrupted (Ctrl-C or SIGTERM)."""
+    rows, t0 = {}, time.perf_counter()
+
+    def on_row(table, row):
+        rows.setdefault(table, []).append(row)
+        _LOG.info("   %s %s: %s", case, table, json.dumps(row))
+
+    try:
+        res, err, wall = harness.run_worker(script, case, extra, on_row=on_row)
+    except KeyboardInterrupt:
+        cases[case] = {"result": harness.partial_result(rows) if rows else None,
+                       "error": "interrupted", "wall_s": round(time.perf_counter() - t0, 1)}
+        _LOG.warning("%s interrupted after %d row(s)", case, sum(map(len, rows.values())))
+        return True
+    cases[case] = {"result": res, "error": err, "wall_s": round(wall, 1)}
+    if err:
+        _LOG.warning("%s failed: %s", case, err)
+    _LOG.info("   %s done in %.0f s", case, wall)
+    return False
+
+
 def main(argv=None):
     """Runs the selected cases, each in a subprocess, and prints the tables."""
     args = _parse(argv)
@@ -154,14 +179,12 @@ def main(argv=None):
     results = {"machine": machine, "cases": {}, "quick": args.quick,
                "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     script = os.path.abspath(__file__)
+    interrupted = False
     for case in args.only:
         _LOG.info("== %s (load average %s)", case, harness.machine_info()["loadavg"])
-        res, err, wall = harness.run_worker(script, case, extra)
-        results["cases"][case] = {"result": res, "error": err,
-                                  "wall_s": round(wall, 1)}
-        if err:
-            _LOG.warning("%s failed: %s", case, err)
-        _LOG.info("   %s done in %.0f s", case, wall)
+        interrupted = run_one(script, case, extra, results["cases"])
+        if interrupted:
+            break
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     results["loadavg_end"] = harness.machine_info()["loadavg"]
 
@@ -174,7 +197,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1)
-    return 0
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":

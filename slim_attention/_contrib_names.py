@@ -409,7 +409,7 @@ MODULE_ALIASES = {
     "tensorflow.contrib.slim.python.slim.evaluation": "tf_slim.evaluation",
     "tensorflow.contrib.slim.python.slim.learning": "tf_slim.learning",
     "tensorflow.contrib.slim.python.slim.model_analyzer": "tf_slim.model_analyzer",
-    "tensorflow.contrib.slim.python.slim.nets": "tf_slim.nets",
+    "tensorflow.contrib.slim.python.slim.nets": "slim_attention.nets",
     "tensorflow.contrib.slim.python.slim.queues": "tf_slim.queues",
     "tensorflow.contrib.slim.python.slim.summaries": "tf_slim.summaries",
     "tensorflow.contrib.framework.python.ops.arg_scope": "tf_slim.ops.arg_scope",
@@ -427,7 +427,8 @@ MODULE_ALIASES = {
 
 # Where an alias's submodules also come from: slim_attention.nets hands the
 # networks it does not wrap (inception, alexnet, ...) to tf_slim.nets.
-SUBMODULE_FALLBACKS = {"tensorflow.contrib.slim.nets": "tf_slim.nets"}
+SUBMODULE_FALLBACKS = {"tensorflow.contrib.slim.nets": "tf_slim.nets",
+                       "tensorflow.contrib.slim.python.slim.nets": "tf_slim.nets"}
 
 # Aliases whose submodules are aliased too (the others are single modules).
 ALIAS_WITH_SUBMODULES = frozenset([

@@ -21,7 +21,8 @@ public API of that module, each name mapped to the object that replaced it
 * ``tf.contrib.slim`` -> :mod:`slim_attention` (tf-slim's API, repaired), and
   ``tf.contrib.slim.nets`` -> :mod:`slim_attention.nets` in every import form
   (tf-slim's networks with ``attention_module``; the networks it does not wrap,
-  ``inception``, ``alexnet``, ..., are tf-slim's modules);
+  ``alexnet``, ``overfeat``, ..., are tf-slim's modules); TF1's own path to
+  them, ``tensorflow.contrib.slim.python.slim.nets``, gives the same modules;
 * ``tf.contrib.framework`` -- ``arg_scope``, ``add_arg_scope``, the
   ``get_variables*``/``model_variable``/global-step helpers,
   ``assign_from_checkpoint_fn``, ... (tf-slim), plus the few names that were
@@ -41,7 +42,9 @@ The TF1 module paths research code imported from are there too:
 ``variables``), ``tensorflow.contrib.layers.python.layers`` (and ``layers``,
 ``initializers``, ``regularizers``, ``utils``, ...),
 ``tensorflow.contrib.slim.python.slim`` (``learning``, ``evaluation``,
-``nets.*``, ``data.*``, ...), ``tensorflow.contrib.losses.python.losses``,
+``nets.*``, ``data.*``, ...; reached with ``from ... import``: ``import
+tensorflow.contrib.slim.python.slim.learning as x`` walks attributes through
+``tf.contrib.slim``, which is :mod:`slim_attention` and has no ``python``), ``tensorflow.contrib.losses.python.losses``,
 ``tensorflow.contrib.metrics.python.ops.metric_ops`` and
 ``tensorflow.contrib.training.python.training.{training,evaluation}``.
 

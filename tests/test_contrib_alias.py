@@ -213,13 +213,13 @@ def test_import_forms(contrib):
                         ("initializers", "tf_slim.layers.initializers"),
                         ("regularizers", "tf_slim.layers.regularizers"),
                         ("utils", "tf_slim.layers.utils"),
-                        ("resnet_utils", "tf_slim.nets.resnet_utils"),
                         ("parallel_reader", "tf_slim.data.parallel_reader"),
                         ("metric_learning", "tf_slim.losses.metric_learning"),
                         ("metric_ops", "tf_slim.metrics.metric_ops"),
                         ("training", "tf_slim.training.training"),
                         ("evaluation", "tf_slim.training.evaluation")]:
         assert getattr(ns, alias) is sys.modules[real], alias
+    assert ns.resnet_utils is slim_attention.nets.resnet_utils
     assert ns.optimize_loss is tf_slim.optimize_loss
     assert ns.train_step is tf_slim.learning.train_step
     assert ns.softmax_cross_entropy is tf_slim.losses.softmax_cross_entropy
@@ -230,6 +230,37 @@ def test_import_forms(contrib):
                 if name.startswith("tensorflow.contrib") and module is not None
                 and getattr(module, "__file__", None)
                 and not module.__name__.startswith(("tf_slim", "slim_attention"))]
+
+
+WRAPPED_NETS = ["resnet_utils", "resnet_v1", "resnet_v2", "vgg", "inception",
+                "inception_v1", "inception_v2", "inception_v3"]
+
+
+def test_both_nets_spellings_give_the_same_modules(contrib):
+    """``tf.contrib.slim.nets`` and TF1's own path to the same networks,
+    ``tensorflow.contrib.slim.python.slim.nets``: slim_attention.nets' modules
+    for the networks it wraps, tf-slim's for the others."""
+    import tf_slim
+
+    got = {}
+    for path in ("tensorflow.contrib.slim.nets", "tensorflow.contrib.slim.python.slim.nets"):
+        namespace = {}
+        exec("from %s import %s, alexnet, overfeat" % (path, ", ".join(WRAPPED_NETS)),
+             namespace)
+        namespace["package"] = importlib.import_module(path)
+        got[path] = namespace
+    for name in WRAPPED_NETS:
+        expected = getattr(slim_attention.nets, name)
+        assert expected.__name__ == "slim_attention.nets." + name
+        for path, namespace in got.items():
+            assert namespace[name] is expected, (path, name)
+            assert sys.modules[path + "." + name] is expected, (path, name)
+    for path, namespace in got.items():
+        assert namespace["package"] is slim_attention.nets
+        assert namespace["alexnet"] is tf_slim.nets.alexnet, path
+        assert namespace["overfeat"] is tf_slim.nets.overfeat, path
+    assert "attention_module" in inspect.signature(
+        got["tensorflow.contrib.slim.python.slim.nets"]["resnet_v2"].resnet_v2_50).parameters
 
 
 def _alias_state():

@@ -9,7 +9,8 @@ The middle of the data path ``vgg19.npy -> variables -> graph``:
    ``Vgg19()`` or ``build()`` with one ValueError line;
 3. :func:`file_initializer` gives each variable an initializer whose tensor
    is a ``tf.numpy_function`` reading that one array from the file when the
-   variable's initializer runs, into a 64-byte aligned buffer that
+   variable's initializer runs (in the process that built the graph, on the
+   caller's device, also when the variable lives on a ps), into a 64-byte aligned buffer that
    TensorFlow wraps and the resource variable adopts without copying. No
    weight enters the GraphDef, and about one copy of the weights is in
    memory while they load (docs/benchmarks.md has the measurements).
@@ -171,7 +172,18 @@ def initializer(wf, key, shape, fresh):
 
 
 def file_initializer(lazy):
-    """An initializer whose tensor reads ``lazy`` (a LazyArray) from its file when it runs."""
+    """An initializer whose tensor reads ``lazy`` (a LazyArray) from its file when it runs.
+
+    In a graph, the read op is made here, on the device the caller's
+    ``tf.device`` scope gives an op (outside any control flow), and the
+    initializer hands that tensor to the variable: a variable placed on a ps
+    (``replica_device_setter``) is then assigned from the worker process that
+    built the graph and holds the op's Python callback, instead of the op
+    being colocated with the variable in a process that has no such callback.
+    Executing eagerly, the initializer reads the file when it is called.
+    """
+    with tf.compat.v1.init_scope():
+        value = None if tf.executing_eagerly() else _read_op(lazy)
 
     def initializer(shape, dtype=tf.float32, partition_info=None):
         del partition_info
@@ -181,12 +193,16 @@ def file_initializer(lazy):
         if tf.as_dtype(dtype) != tf.float32:
             raise TypeError('weights from %s are float32, variable asked for %s'
                             % (lazy.path, dtype))
-        value = tf.numpy_function(lazy.read, [], tf.float32, stateful=True,
-                                  name='read_npy')
-        value.set_shape(lazy.shape)
-        return value
+        return _read_op(lazy) if value is None else value
 
     return initializer
+
+
+def _read_op(lazy):
+    """A float32 tensor of ``lazy``'s shape, read from its file when it runs."""
+    value = tf.numpy_function(lazy.read, [], tf.float32, stateful=True, name='read_npy')
+    value.set_shape(lazy.shape)
+    return value
 
 
 def fresh_initializer(name, index):

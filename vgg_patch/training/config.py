@@ -11,6 +11,7 @@ import os
 from vgg_patch.cli.common import UsageError, check_precision_flags
 from vgg_patch.fastpath import choose_conv_path
 from vgg_patch.training.network import Vgg19Network
+from vgg_patch.training import workers as workers_lib
 from vgg_patch.training.run_dir import DEFAULT_TRAIN_DIR, DEMO_TRAIN_DIR, EXPORT_NAME
 
 # The optimisation recipe for one's own data depends on where training starts.
@@ -105,12 +106,13 @@ def resolve_config(args):
     path = choose_conv_path(args.winograd, args.bf16, args.image_size, training=True)
     args.winograd, args.conv_path = path.winograd, path.reason
     _check_ranges(args)
-    if args.weights is not None and not os.path.isfile(args.weights):
+    if (args.weights is not None and not os.path.isfile(args.weights)
+            and not workers_lib.receives_weights()):  # only the chief reads it
         raise UsageError("--weights %r: no such file (tensorflow-vgg's README links "
                          "vgg19.npy)" % args.weights)
     export = os.path.join(args.train_dir, EXPORT_NAME)
     if (args.weights is not None and os.path.exists(export)
-            and os.path.samefile(args.weights, export)):
+            and os.path.exists(args.weights) and os.path.samefile(args.weights, export)):
         raise UsageError("--weights %r is this run's own export, which training "
                          "overwrites; copy it elsewhere first" % args.weights)
     args.trainable_scopes = [s.strip() for s in (args.trainable_scopes or "").split(",")

@@ -73,7 +73,8 @@ def train(args, stop=None, make_network=None):
         raise UsageError("--num-classes %d does not match the %d class folders of %r"
                          % (args.num_classes, num_classes, dataset.data_dir))
     if make_network is None:
-        network = Vgg19Network(num_classes, args.weights, args.dropout, args.winograd)
+        network = Vgg19Network(num_classes, workers_lib.start_weights(args.weights, workers),
+                               args.dropout, args.winograd)
     else:
         network = make_network(args, dataset)
     check_model_fits(args, num_classes, network)

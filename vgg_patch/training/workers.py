@@ -23,6 +23,7 @@ import socket
 import time
 
 from vgg_patch.cli.common import TrainingFailed, UsageError
+from vgg_patch.training import scratch
 
 logger = logging.getLogger("vgg_patch.train")
 
@@ -205,17 +206,13 @@ def restart_process(starting):
     env[RESTARTS_ENV] = str(int(env.get(RESTARTS_ENV, "0")) + 1 if starting else 0)
     sys.stdout.flush()
     sys.stderr.flush()
+    scratch.remove_own()  # atexit does not run across execve
     os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], env)
 
 
 def scratch_dir():
-    """A temporary folder, removed at exit: a non-chief worker's demo images."""
-    import atexit
-    import shutil
-    import tempfile
-    path = tempfile.mkdtemp(prefix="vgg19-cbam-worker-")
-    atexit.register(shutil.rmtree, path, True)
-    return path
+    """A temporary folder for a non-chief worker's demo images (see :mod:`.scratch`)."""
+    return scratch.make_dir()
 
 
 def dataset_fingerprint(dataset):
@@ -239,6 +236,34 @@ def steps_per_epoch(num_images, batch_size, workers):
     if workers is not None and 0 < rest < workers.size:
         return num_images // batch_size
     return -(-num_images // batch_size)
+
+
+def start_weights(weights, workers):
+    """The ``--weights`` file this process builds its network from.
+
+    Only the chief reads it: every other worker builds the same variables
+    from scratch (their shapes follow the network, which the chief checked
+    against the file) and receives the chief's values in the start-up
+    broadcast, so the file need be on the chief's machine alone.
+    """
+    if weights is None or workers is None or workers.is_chief:
+        return weights
+    logger.info("--weights %s is not read on this worker: the chief broadcasts its "
+                "values at start", weights)
+    return None
+
+
+def receives_weights():
+    """True when ``TF_CONFIG`` makes this process a training task other than
+    the chief (see :func:`start_weights`); a bad ``TF_CONFIG`` gives False and
+    is reported by :func:`from_environment`."""
+    if not os.environ.get("TF_CONFIG"):
+        return False
+    from slim_attention.distributed import cluster_from_tf_config
+    try:
+        return not Workers(cluster_from_tf_config(), 0).is_chief
+    except (ValueError, UsageError):
+        return False
 
 
 def from_environment(args):
