@@ -113,13 +113,24 @@ def _train(data, val, size, steps, work):
     return rate, path, train_dir, [(n, round(t - t_first, 3)) for n, t in stamps]
 
 
+def _cpu_seconds(pid):
+    """User + system CPU seconds of process ``pid`` so far (all its threads), from
+    /proc; None where there is no /proc."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _predict(train_dir, images):
     """One ``vgg19-cbam-predict`` run over ``images``; returns (images/s of
-    batches 2 to the last, the path line, [(images printed, seconds after
-    batch 1)] per batch).
+    batches 2 to the last, its CPU seconds per image or None, the path line,
+    [(images printed, seconds after batch 1)] per batch).
 
     Each image's path line (stdout, flushed per batch) is stamped as it
-    arrives; a batch ends with its last image's line.
+    arrives, with the process's CPU time; a batch ends with its last image's line.
     """
     cmd = [sys.executable, "-m", "vgg_patch.cli.predict", "--train-dir", train_dir] + images
     with tempfile.TemporaryFile("w+") as err:
@@ -127,7 +138,7 @@ def _predict(train_dir, images):
         stamps = []
         for line in proc.stdout:
             if not line.startswith(" "):
-                stamps.append(time.perf_counter())
+                stamps.append((time.perf_counter(), _cpu_seconds(proc.pid)))
         rc = proc.wait()
         err.seek(0)
         log = err.read()
@@ -135,11 +146,12 @@ def _predict(train_dir, images):
         raise RuntimeError("%s failed (%d, %d lines): %s" % (" ".join(cmd[:6]), rc,
                                                             len(stamps), log[-2000:]))
     path = [line for line in log.splitlines() if line.startswith("convolutions:")]
-    ends = [(n, stamps[n - 1]) for n in range(BATCH, len(images) + 1, BATCH)]
-    ends += [] if len(images) % BATCH == 0 else [(len(images), stamps[-1])]
-    (first, t_first), (last, t_last) = ends[0], ends[-1]
-    return ((last - first) / (t_last - t_first), path[0] if path else "?",
-            [(n, round(t - t_first, 3)) for n, t in ends])
+    ends = [(n,) + stamps[n - 1] for n in range(BATCH, len(images) + 1, BATCH)]
+    ends += [] if len(images) % BATCH == 0 else [(len(images),) + stamps[-1]]
+    (first, t_first, c_first), (last, t_last, c_last) = ends[0], ends[-1]
+    cpu = None if c_first is None else (c_last - c_first) / (last - first)
+    return ((last - first) / (t_last - t_first), cpu, path[0] if path else "?",
+            [(n, round(t - t_first, 3)) for n, t, _ in ends])
 
 
 def _decoded(files, size):
@@ -154,11 +166,15 @@ def _decoded(files, size):
 
 
 def _keras_predict_rate(predict_on_batch, batches):
-    """Images/s of Keras inference over ``batches`` as the predictor's are
-    timed: the first is the warm-up, the others are timed one by one."""
+    """Images/s and CPU seconds per image (this process, all threads) of Keras
+    inference over ``batches`` as the predictor's are timed: the first is the
+    warm-up, the others are timed one by one."""
     predict_on_batch(batches[0])
-    times = [harness.timed(lambda b=b: predict_on_batch(b))[0] for b in batches[1:]]
-    return sum(len(b) for b in batches[1:]) / sum(times), times
+    cpu = {}
+    times = [harness.interleaved({"keras": lambda b=b: predict_on_batch(b)}, 0, 1,
+                                 cpu)["keras"][0] for b in batches[1:]]
+    images = sum(len(b) for b in batches[1:])
+    return images / sum(times), sum(cpu["keras"]) / images, times
 
 
 def _keras(size, train):
@@ -225,12 +241,14 @@ def predict_round(train_dir, files, keras_predict, batches, keras_first=False):
     row = {}
     for side in (("keras", "ours") if keras_first else ("ours", "keras")):
         if side == "ours":
-            (row["predict_img_s"], row["predict_path"],
+            (row["predict_img_s"], row["predict_cpu_s"], row["predict_path"],
              row["predict_stamps"]) = _predict(train_dir, files)
         else:
-            row["keras_infer_img_s"], row["keras_infer_s"] = _keras_predict_rate(
-                keras_predict, batches)
+            (row["keras_infer_img_s"], row["keras_infer_cpu_s"],
+             row["keras_infer_s"]) = _keras_predict_rate(keras_predict, batches)
     row["predict_ratio"] = row["predict_img_s"] / row["keras_infer_img_s"]
+    if row["predict_cpu_s"]:  # CPU time per image: Keras' over ours
+        row["predict_cpu_ratio"] = row["keras_infer_cpu_s"] / row["predict_cpu_s"]
     return row
 
 
@@ -260,9 +278,13 @@ def render(res):
             ("img_s", "images/s (steady, in the run)"), ("keras", "Keras images/s"),
             ("ratio", "ratio vs Keras: median [quartiles] of rounds"), ("n", "rounds"),
             ("path", "path chosen (first log line)")]
+    cpu = [r["predict_cpu_ratio"] for r in rows if r.get("predict_cpu_ratio")]
     return "\n\n".join([
         "### What users get: the commands at their defaults vs Keras VGG19",
         harness.format_table(table, cols),
+        "Prediction's CPU-time ratio (Keras' CPU seconds per image over the "
+        "predictor's, each process's threads together): %s" % (
+            _spread(cpu) if cpu else "not measured (no /proc)"),
         "Training runs of %s steps (steps 2 to the last timed), predictions of %s "
         "images (batches 2 to the last timed; Keras on the same images, batches 2 "
         "to the last); load "
