@@ -146,11 +146,30 @@ def _predict(train_dir, images):
         raise RuntimeError("%s failed (%d, %d lines): %s" % (" ".join(cmd[:6]), rc,
                                                             len(stamps), log[-2000:]))
     path = [line for line in log.splitlines() if line.startswith("convolutions:")]
-    ends = [(n,) + stamps[n - 1] for n in range(BATCH, len(images) + 1, BATCH)]
-    ends += [] if len(images) % BATCH == 0 else [(len(images),) + stamps[-1]]
+    rate, cpu, ends = steady_rate(stamps)
+    return rate, cpu, path[0] if path else "?", ends
+
+
+def steady_rate(stamps, batch=BATCH):
+    """Images/s and CPU seconds per image of batches 2 to the last.
+
+    Args:
+      stamps: per image printed, in order, ``(wall seconds, CPU seconds or None)``
+        when its line arrived; a batch ends with its last image's.
+      batch: images per batch.
+
+    Returns:
+      ``(images/s, CPU s per image or None, [(images printed, wall seconds
+      after batch 1)] per batch)``.
+    """
+    ends = [(n,) + tuple(stamps[n - 1]) for n in range(batch, len(stamps) + 1, batch)]
+    ends += [] if len(stamps) % batch == 0 else [(len(stamps),) + tuple(stamps[-1])]
+    if len(ends) < 2:
+        raise ValueError("stamps: need more than one batch (%d) of images, got %d"
+                         % (batch, len(stamps)))
     (first, t_first, c_first), (last, t_last, c_last) = ends[0], ends[-1]
     cpu = None if c_first is None else (c_last - c_first) / (last - first)
-    return ((last - first) / (t_last - t_first), cpu, path[0] if path else "?",
+    return ((last - first) / (t_last - t_first), cpu,
             [(n, round(t - t_first, 3)) for n, t, _ in ends])
 
 
