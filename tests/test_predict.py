@@ -98,21 +98,28 @@ def _blocks(out):
 
 def test_each_batch_is_printed_as_it_comes_in_the_order_given(tmp_path, monkeypatch,
                                                                capsys):
-    chunks = []  # what stdout had gained when each batch began, then at the end
-    argv, handed = _stub_run(tmp_path, monkeypatch, batch=4,
-                             on_batch=lambda: chunks.append(capsys.readouterr().out))
+    chunks, errs = [], []  # what stdout had gained when each batch began, then at the end
+
+    def on_batch():
+        captured = capsys.readouterr()
+        chunks.append(captured.out)
+        errs.append(captured.err)
+
+    argv, handed = _stub_run(tmp_path, monkeypatch, batch=4, on_batch=on_batch)
     images = [_png(tmp_path / ("%02d.png" % i)) for i in (5, 3, 9, 0, 7, 1, 8, 2, 4, 6)]
     assert predict.main(argv + images) == 0
-    out, err = capsys.readouterr()
-    chunks.append(out)
+    on_batch()
+    err = "".join(errs)
     # Each batch began after the batch before it was printed, whole.
     assert [len(_blocks(c)) for c in chunks] == [0, 4, 4, 2]
     blocks = _blocks("".join(chunks))
     assert [b[0] for b in blocks] == images == handed
     assert all(b[1] == [(0.75, "dog"), (0.25, "cat")] for b in blocks)
-    # 10 images in 3 batches: a progress line on stderr, ending at 10/10.
-    progress = [line for line in err.splitlines() if line.startswith("predicted |")]
-    assert progress and "10/10" in progress[-1] and "img/s" in progress[-1]
+    # 10 images in 3 batches: progress on stderr after batches 2 and 3.
+    progress = [line for line in err.splitlines() if line.startswith("predicted ")]
+    assert [line.split(",")[0] for line in progress] == ["predicted 8/10 images",
+                                                         "predicted 10/10 images"]
+    assert progress[-1].endswith(" img/s, 0:00 left")
 
 
 def test_one_batch_prints_no_progress_line(tmp_path, monkeypatch, capsys):
@@ -120,7 +127,7 @@ def test_one_batch_prints_no_progress_line(tmp_path, monkeypatch, capsys):
     assert predict.main(argv + [_png(tmp_path / "a.png"), _png(tmp_path / "b.png")]) == 0
     out, err = capsys.readouterr()
     assert [b[0] for b in _blocks(out)] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
-    assert "predicted |" not in err
+    assert "predicted " not in err
 
 
 def test_ctrl_c_keeps_whole_batches_and_exits_130(tmp_path, monkeypatch, capsys):

@@ -22,8 +22,8 @@ labelled flat. Each map's values are logged too.
 
 Each image's top classes are printed as soon as its batch of 16 is computed,
 in the order given: the path, then ``  0.8123  name`` lines, most probable
-first. Above one batch a progress line goes to stderr at every tenth of the
-images. Ctrl-C stops after the batch being computed; what was printed is whole.
+first. From the second batch on, a progress line goes to stderr at every
+tenth of the images (images done, rate, time left). Ctrl-C stops after the batch being computed; what was printed is whole.
 
 Exit status: 0 done; 1 some image is missing or could not be read (skipped
 with a warning naming it; the others are still predicted); 2 bad input (no

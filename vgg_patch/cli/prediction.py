@@ -4,7 +4,7 @@
 :class:`vgg_patch.data.ImagePipeline` batch by batch
 (:func:`iterate_over_images`), print each batch's top classes as soon as it is
 computed, in the order of the images given (:func:`print_batches`), with a
-progress line on stderr for work of more than one batch, and stop cleanly on
+progress line on stderr for work of more than two batches, and stop cleanly on
 Ctrl-C: every image printed has its complete block of lines, and the command
 exits with status 130.
 
@@ -24,7 +24,7 @@ import numpy as np
 from vgg_patch import data as data_lib
 from vgg_patch import figure as figure_lib
 from vgg_patch.cli.common import Interrupted, UsageError, setup_logging
-from vgg_patch.progress import ProgressBar
+from vgg_patch.progress import format_duration
 
 logger = logging.getLogger("vgg_patch.predict")
 
@@ -174,9 +174,10 @@ def print_batches(batches, names, top_k, total, keep=False):
         such as :func:`vgg_patch.cli.predict.predict_batches`.
       names: the class names.
       top_k: classes printed per image.
-      total: the number of images asked for; above one batch, a progress line
-        goes to stderr at every tenth of them, with the rate of the batches
-        after the first (whose time holds the graph's start-up).
+      total: the number of images asked for. From the second batch on, a
+        progress line goes to stderr at every tenth of them, with the rate of
+        the batches after the first (whose time holds the graph's start-up)
+        and the time left at that rate.
       keep: also keep every batch's images and maps (for the attention figure).
 
     Returns:
@@ -187,31 +188,29 @@ def print_batches(batches, names, top_k, total, keep=False):
       Interrupted: on Ctrl-C, which is held back while a batch is printed:
         the output then ends with the last whole batch.
     """
-    bar, first = None, None
+    first, tenths = None, 0
     paths, images, maps = [], [], []
     try:
         for kept, batch_images, probs, batch_maps in batches:
-            with interrupts_deferred():
+            with interrupts_deferred():  # the output and its count stay whole
                 print_predictions(kept, probs, names, top_k)
                 sys.stdout.flush()
-            paths.extend(kept)
+                paths.extend(kept)
             if keep:
                 images.append(batch_images)
                 maps.append(batch_maps)
+            now = time.perf_counter()
             if first is None:
-                first = (len(paths), time.perf_counter())
-                if total > len(paths):
-                    bar = ProgressBar(total, prefix="predicted", tty=False)
-            if bar is not None:
-                elapsed = time.perf_counter() - first[1]
-                bar.update(len(paths), rate=(len(paths) - first[0]) / elapsed
-                           if elapsed > 0 else None)
+                first = (len(paths), now)
+            elif 10 * len(paths) // max(total, 1) > tenths and now > first[1]:
+                tenths = 10 * len(paths) // max(total, 1)
+                rate = (len(paths) - first[0]) / (now - first[1])
+                print("predicted %d/%d images, %.2f img/s, %s left" % (
+                    len(paths), total, rate, format_duration((total - len(paths)) / rate)),
+                      file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         raise Interrupted("interrupted after %d of %d images; the predictions printed "
                           "are complete" % (len(paths), total)) from None
-    finally:
-        if bar is not None:
-            bar.close()
     if not keep or not paths:
         return paths, None, None
     return paths, np.concatenate(images), (np.concatenate(maps) if maps[0] is not None
