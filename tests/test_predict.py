@@ -214,3 +214,19 @@ def test_no_readable_image_is_bad_input(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "error: none of the 2 image(s) could be read (1 missing, 1 corrupt)" in err
     assert handed == []
+
+
+def test_predict_joins_the_batches(monkeypatch):
+    def two_batches(weights, names, size, paths, attention, batch_size, bf16, winograd):
+        for part in (paths[:2], paths[2:]):
+            n = len(part)
+            yield (part, np.full((n, size, size, 3), n, np.float32), np.full((n, 2), n),
+                   np.full((n, 1, 1, 1), n) if attention else None)
+
+    monkeypatch.setattr(predict, "predict_batches", two_batches)
+    paths, images, probs, maps = predict.predict("w.npy", ["a", "b"], 4, list("pqr"))
+    assert paths == list("pqr") and images.shape == (3, 4, 4, 3)
+    assert probs[:, 0].tolist() == [2, 2, 1] and maps.shape == (3, 1, 1, 1)
+    assert predict.predict("w.npy", ["a", "b"], 4, list("pq"), attention=False)[3] is None
+    monkeypatch.setattr(predict, "predict_batches", lambda *args: iter(()))
+    assert predict.predict("w.npy", ["a", "b"], 4, ["p"]) == ([], None, None, None)
