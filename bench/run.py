@@ -37,8 +37,9 @@ Cases (``--only`` takes these names):
   (each unit's conv2) at 64-224 px and three of slim's VGG layers, forward at
   batch 1, 16, 32 and forward + backward at 16 and 32 (slim-attention-train's rule).
 - ``defaults``: what users get: ``vgg19-cbam-train`` (224 px, batch 16) and
-  ``vgg19-cbam-predict`` at their defaults, marginal images/s without
-  start-up, against a Keras VGG19 training step and inference, per round.
+  ``vgg19-cbam-predict`` at their defaults, images/s timed inside each run
+  after its first step or batch, against a Keras VGG19 training step and
+  inference (same images, batches 2 on), per round.
 - ``cluster``: one process against 2 workers on this machine (collective
   all-reduce three ways, and 1 ps + SyncReplicasOptimizer): steps/s, images/s,
   bytes per step, communication time per step (docs/distributed.md).

@@ -20,14 +20,21 @@ red 1 on the gate's fixed 0-1 scale, never stretched per image (see
 :mod:`vgg_patch.figure`). A map whose values lie within 0.01 of each other is
 labelled flat. Each map's values are logged too.
 
+Each image's top classes are printed as soon as its batch of 16 is computed,
+in the order given: the path, then ``  0.8123  name`` lines, most probable
+first. From the second batch on, a progress line goes to stderr at every
+tenth of the images (images done, rate, time left). Ctrl-C stops after the batch being computed; what was printed is whole.
+
 Exit status: 0 done; 1 some image is missing or could not be read (skipped
 with a warning naming it; the others are still predicted); 2 bad input (no
-weights, mismatched class names, no image that can be read, ...). With
+weights, mismatched class names, no image that can be read, ...); 130
+interrupted (Ctrl-C). With
 weights that hold no CBAM weights (the original ``vgg19.npy``) a warning says
 the attention block is untrained; ``--no-attention`` gives tensorflow-vgg's
 network exactly.
 """
 import argparse
+import itertools
 import logging
 import os
 import sys
@@ -35,10 +42,12 @@ import sys
 import numpy as np
 
 from vgg_patch import data as data_lib
-from vgg_patch import figure as figure_lib
-from vgg_patch.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_precision_flags,
-                                  check_precision_flags, report_error, setup_logging)
+from vgg_patch.cli.common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Interrupted,
+                                  UsageError, add_precision_flags, check_precision_flags,
+                                  report_error)
 from vgg_patch.cli.common import EXIT_FAILED as EXIT_SOME_FAILED
+from vgg_patch.cli.prediction import (iterate_over_images, predict_command, print_batches,
+                                      readable_images, write_attention_map)
 from vgg_patch.fastpath import choose_conv_path
 from vgg_patch.session import session_config
 from vgg_patch.training import slim_export
@@ -151,13 +160,14 @@ def resolve(args):
     return weights, names, int(image_size)
 
 
-def predict(weights, class_names, image_size, paths, attention=True,
-            batch_size=PREDICT_BATCH,
-            bf16=False, winograd=False):
-    """Runs the network on image files, preprocessed like validation images.
+def predict_batches(weights, class_names, image_size, paths, attention=True,
+                    batch_size=PREDICT_BATCH, bf16=False, winograd=False, images=True):
+    """Runs the network on image files, one batch at a time, as a generator.
 
     One graph: the tf.data pipeline of :mod:`vgg_patch.data` (shorter side
     resized, central crop) feeds the network, ``batch_size`` images at a time.
+    The graph is built and the weights loaded at the first ``next()``; each
+    batch is yielded as soon as it is computed, in the order of ``paths``.
 
     Args:
       weights: path of the weights ``.npy``.
@@ -169,11 +179,13 @@ def predict(weights, class_names, image_size, paths, attention=True,
       bf16: compute in bfloat16 (see :func:`vgg_patch.session.session_config`).
       winograd: ``Vgg19``'s ``winograd``: a bool or the layers computed by Winograd
         (the command passes :func:`vgg_patch.fastpath.choose_conv_path`'s).
+      images: also fetch the network's input images (False: ``None`` in their
+        place, which saves copying them out of the graph).
 
-    Returns:
-      ``(kept_paths, images [N, size, size, 3], probabilities [N, classes],
-      attention_maps [N, h, w, 1] or None)``; a file TensorFlow cannot decode
-      is left out (with a warning).
+    Yields:
+      Per batch ``(kept_paths, images [n, size, size, 3] or None, probabilities
+      [n, classes], attention_maps [n, h, w, 1] or None)``; a file TensorFlow
+      cannot decode is left out (with a warning).
 
     Raises:
       ValueError, OSError: the weights file does not fit or cannot be read.
@@ -186,49 +198,38 @@ def predict(weights, class_names, image_size, paths, attention=True,
         vgg = Vgg19(weights, trainable=False, attention="cbam" if attention else None,
                     num_classes=len(class_names), winograd=winograd)
         vgg.build(pipe.images, train_mode=False)
-        fetch = [pipe.labels_out, pipe.images, vgg.prob]
+        fetch = {"prob": vgg.prob}
+        if images:
+            fetch["images"] = pipe.images
         if attention:
-            fetch.append(vgg.attention_map)
+            fetch["maps"] = vgg.attention_map
         with tf.compat.v1.Session(graph=graph, config=session_config(bf16)) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            kept, merged = run_over_images(sess, pipe, fetch, paths)
-    if not kept:
-        return [], None, None, None
-    return kept, merged[1], merged[2], merged[3] if attention else None
+            for kept, out in iterate_over_images(sess, pipe, fetch, paths):
+                yield kept, out.get("images"), out["prob"], out.get("maps")
 
 
-def run_over_images(sess, pipe, fetch, paths):
-    """Runs ``fetch`` over every batch of ``pipe`` fed with ``paths``.
+def predict(weights, class_names, image_size, paths, attention=True,
+            batch_size=PREDICT_BATCH, bf16=False, winograd=False):
+    """Runs the network on image files, preprocessed like validation images.
 
-    The pipeline's labels carry each image's index (``fetch[0]`` must be
-    ``pipe.labels_out``), so a file TensorFlow cannot decode, dropped by the
-    pipeline, cannot shift the results onto the wrong names; it is logged.
-
-    Args:
-      sess: the session.
-      pipe: a :class:`vgg_patch.data.ImagePipeline` (evaluation mode).
-      fetch: the tensors to fetch per batch, ``pipe.labels_out`` first.
-      paths: the image files.
+    :func:`predict_batches` (same arguments), its batches joined.
 
     Returns:
-      ``(kept_paths, merged)``: the paths that were decoded, and per fetched
-      tensor its batches concatenated (None if nothing was decoded).
+      ``(kept_paths, images [N, size, size, 3], probabilities [N, classes],
+      attention_maps [N, h, w, 1] or None)``; a file TensorFlow cannot decode
+      is left out (with a warning).
+
+    Raises:
+      ValueError, OSError: the weights file does not fit or cannot be read.
     """
-    import tensorflow as tf
-    pipe.initialize(sess, paths, np.arange(len(paths), dtype=np.int64))
-    outputs = []
-    while True:
-        try:
-            outputs.append(sess.run(fetch))
-        except tf.errors.OutOfRangeError:
-            break
-    if not outputs:
-        return [], None
-    merged = [np.concatenate(parts) for parts in zip(*outputs)]
-    kept = merged[0].tolist()
-    for index in sorted(set(range(len(paths))) - set(kept)):
-        logger.warning("skipping %s: TensorFlow could not decode it", paths[index])
-    return [paths[i] for i in kept], merged
+    batches = list(predict_batches(weights, class_names, image_size, paths, attention,
+                                   batch_size, bf16, winograd))
+    if not batches:
+        return [], None, None, None
+    kept, images, probs, maps = zip(*batches)
+    return ([p for part in kept for p in part], np.concatenate(images),
+            np.concatenate(probs), np.concatenate(maps) if attention else None)
 
 
 def _has_attention_weights(weights):
@@ -238,42 +239,8 @@ def _has_attention_weights(weights):
     return ATTENTION_BLOCK_KEY in WeightsFile(weights).blocks
 
 
-def readable_images(images):
-    """The images Pillow can read, and how many were missing or corrupt.
-
-    A missing image is skipped like a corrupt one: the others are still
-    predicted and the exit status is 1; none left is bad input.
-
-    Raises:
-      UsageError: not one image can be read.
-    """
-    present = [p for p in images if os.path.isfile(p)]
-    missing = [p for p in images if not os.path.isfile(p)]
-    if not present:
-        raise UsageError("no such image file: %s" % ", ".join(missing))
-    for path in missing:
-        logger.warning("skipping missing image %s (no such file)", path)
-    checked, _, bad = data_lib.check_images(present, np.zeros(len(present), np.int64))
-    if not checked:
-        raise UsageError("none of the %d image(s) could be read (%d missing, "
-                         "%d corrupt)" % (len(images), len(missing), len(present)))
-    return checked, bad + len(missing)
-
-
-def write_attention_map(out_png, paths, images, maps):
-    """Logs each map's values and draws the figure to ``out_png``."""
-    for path, amap in zip(paths, maps):
-        logger.info("%s: %s", path, figure_lib.describe_map(amap).line)
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    drawn = figure_lib.attention_figure(
-        images, maps, titles=[os.path.basename(p) for p in paths])
-    with open(out_png, "wb") as f:
-        f.write(figure_lib.encode_png(drawn.pixels))
-    logger.info("attention map written to %s", out_png)
-
-
 def _run(args):
-    """Predicts as ``args`` say; returns the exit status."""
+    """Predicts as ``args`` say, printing each batch as it comes; returns the exit status."""
     try:
         check_precision_flags(args)
         weights, names, image_size = resolve(args)
@@ -286,28 +253,27 @@ def _run(args):
                 logger.warning("%s has no CBAM weights, so the attention block is "
                                "untrained and changes the predictions; add "
                                "--no-attention for tensorflow-vgg's network", weights)
-            paths, images, probs, maps = predict(weights, names, image_size, checked,
-                                                 attention=not args.no_attention,
-                                                 bf16=args.bf16, winograd=path.winograd)
+            batches = predict_batches(weights, names, image_size, checked,
+                                      attention=not args.no_attention, bf16=args.bf16,
+                                      winograd=path.winograd,
+                                      images=bool(args.attention_map))
+            first = next(batches, None)  # builds the graph, loads the weights
         except (OSError, ValueError) as err:  # WeightsFileError is a ValueError
             raise UsageError(str(err).splitlines()[0]) from None
+        paths, images, maps = print_batches(
+            itertools.chain([first] if first else [], batches), names, args.top_k,
+            len(checked), keep=bool(args.attention_map))
     except UsageError as err:
         report_error(PROG, err)
         return EXIT_USAGE
+    except (KeyboardInterrupt, Interrupted) as err:
+        print("%s: %s" % (PROG, str(err) or "interrupted before any prediction"),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     bad += len(checked) - len(paths)
-    print_predictions(paths, probs, names, args.top_k)
     if args.attention_map and paths:
         write_attention_map(args.attention_map, paths, images, maps)
     return EXIT_SOME_FAILED if bad else EXIT_OK
-
-
-def print_predictions(paths, probs, names, top_k):
-    """Prints each path and its ``top_k`` classes with their probabilities."""
-    k = min(top_k, len(names))
-    for path, p in zip(paths, probs if paths else []):
-        print(path)
-        for index in np.argsort(-p)[:k]:
-            print("  %.4f  %s" % (p[index], names[index]))
 
 
 def main(argv=None):
@@ -321,17 +287,6 @@ def main(argv=None):
       (including: not one image could be read).
     """
     return predict_command(argv, build_parser(), _run)
-
-
-def predict_command(argv, parser, run):
-    """A prediction command: parse ``argv``, log to stderr, ``run(args)``; returns
-    its exit status."""
-    args = parser.parse_args(argv)
-    undo_logging = setup_logging(quiet=False)
-    try:
-        return run(args)
-    finally:
-        undo_logging()
 
 
 if __name__ == "__main__":

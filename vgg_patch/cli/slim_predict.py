@@ -26,8 +26,8 @@ from vgg_patch import data as data_lib
 from vgg_patch.cli.common import EXIT_FAILED as EXIT_SOME_FAILED
 from vgg_patch.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_precision_flags,
                                   check_precision_flags, report_error)
-from vgg_patch.cli.predict import (predict_command, print_predictions, readable_images,
-                                   run_over_images, write_attention_map)
+from vgg_patch.cli.prediction import (predict_command, print_predictions, readable_images,
+                                      run_over_images, write_attention_map)
 from vgg_patch.cli.slim_train import FORCED_WINOGRAD
 from vgg_patch.training import slim_export
 from vgg_patch.training.slim_network import choose_conv_path
