@@ -230,3 +230,34 @@ def test_predict_joins_the_batches(monkeypatch):
     assert predict.predict("w.npy", ["a", "b"], 4, list("pq"), attention=False)[3] is None
     monkeypatch.setattr(predict, "predict_batches", lambda *args: iter(()))
     assert predict.predict("w.npy", ["a", "b"], 4, ["p"]) == ([], None, None, None)
+
+
+_PIPE_SCRIPT = '''
+import sys
+import numpy as np
+from vgg_patch.cli import predict
+
+def fake_batches(weights, names, size, paths, **kwargs):
+    for start in range(0, len(paths), 2):
+        part = list(paths[start:start + 2])
+        yield part, None, np.tile([[0.25, 0.75]], (len(part), 1)), None
+
+predict.predict_batches = fake_batches
+sys.exit(predict.main(sys.argv[1:]))
+'''
+
+
+def test_a_closed_output_pipe_ends_quietly_with_141(tmp_path, monkeypatch):
+    """`vgg19-cbam-predict ... | head -1`: the reader goes after one line; the
+    command stops at its next batch with status 141 and no traceback."""
+    import subprocess
+    import sys
+    args, _ = _stub_run(tmp_path, monkeypatch)  # its files; the stub is the script's
+    images = [_png(tmp_path / ("%03d.png" % i)) for i in range(400)]
+    proc = subprocess.Popen([sys.executable, "-c", _PIPE_SCRIPT] + args + images,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().decode().strip() == images[0]
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err.decode()[-2000:]
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err

@@ -12,6 +12,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # train: training failed; predict: some image was skipped
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # the reader of stdout closed it (`| head`): 128 + SIGPIPE, as a shell reports
 
 
 class UsageError(Exception):

@@ -28,7 +28,8 @@ tenth of the images (images done, rate, time left). Ctrl-C stops after the batch
 Exit status: 0 done; 1 some image is missing or could not be read (skipped
 with a warning naming it; the others are still predicted); 2 bad input (no
 weights, mismatched class names, no image that can be read, ...); 130
-interrupted (Ctrl-C). With
+interrupted (Ctrl-C); 141 the reader of the output closed it (``| head``),
+quietly. With
 weights that hold no CBAM weights (the original ``vgg19.npy``) a warning says
 the attention block is untrained; ``--no-attention`` gives tensorflow-vgg's
 network exactly.

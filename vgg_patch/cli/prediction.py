@@ -23,7 +23,7 @@ import numpy as np
 
 from vgg_patch import data as data_lib
 from vgg_patch import figure as figure_lib
-from vgg_patch.cli.common import Interrupted, UsageError, setup_logging
+from vgg_patch.cli.common import EXIT_BROKEN_PIPE, Interrupted, UsageError, setup_logging
 from vgg_patch.progress import format_duration
 
 logger = logging.getLogger("vgg_patch.predict")
@@ -135,6 +135,14 @@ def predict_command(argv, parser, run):
     undo_logging = setup_logging(quiet=False)
     try:
         return run(args)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as Unix tools do.
+        # Python's own flush of stdout at exit would fail again: point it at
+        # /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     finally:
         undo_logging()
 

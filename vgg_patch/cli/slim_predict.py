@@ -16,7 +16,8 @@ is built as in training and its model variables restored from
 have one; the other blocks do not, and the flag is refused for them).
 
 Exit status: 0 done; 1 some image is missing or could not be read (skipped
-with a warning); 2 bad input (no export, no image that can be read, ...).
+with a warning); 2 bad input (no export, no image that can be read, ...); 130
+interrupted; 141 the reader of the output closed it (``| head``), quietly.
 """
 import argparse
 import logging
