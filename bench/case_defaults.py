@@ -247,6 +247,7 @@ def run(args):
             row["train_ratio"] = row["train_img_s"] / row["keras_train_img_s"]
             _LOG.info("round %d: %s", r, row)
             out["rows"].append(row)
+            harness.emit_row(row)
         out["loadavg"].append(harness.machine_info().get("loadavg"))
         out["peak_rss_mib"] = harness.mib(harness.peak_rss_bytes())
         return out
