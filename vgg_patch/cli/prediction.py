@@ -65,26 +65,6 @@ def iterate_over_images(sess, pipe, fetch, paths):
         logger.warning("skipping %s: TensorFlow could not decode it", paths[index])
 
 
-def run_over_images(sess, pipe, fetch, paths):
-    """:func:`iterate_over_images` over every batch, joined.
-
-    Args:
-      sess, pipe, paths: as :func:`iterate_over_images`'s.
-      fetch: a list of the tensors to fetch per batch, ``pipe.labels_out`` first.
-
-    Returns:
-      ``(kept_paths, merged)``: the paths that were decoded, and per fetched
-      tensor its batches concatenated (None if nothing was decoded).
-    """
-    kept, outputs = [], []
-    for part, out in iterate_over_images(sess, pipe, dict(enumerate(fetch)), paths):
-        kept.extend(part)
-        outputs.append([out[i] for i in range(len(fetch))])
-    if not outputs:
-        return [], None
-    return kept, [np.concatenate(parts) for parts in zip(*outputs)]
-
-
 def readable_images(images):
     """The images Pillow can read, and how many were missing or corrupt.
 

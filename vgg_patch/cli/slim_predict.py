@@ -9,7 +9,9 @@ The run's ``export/slim-attention.json`` names the network (model, attention,
 classes, image size; see :mod:`vgg_patch.training.slim_export`); the network
 is built as in training and its model variables restored from
 ``export/slim-attention.ckpt``. Images are preprocessed like validation images
-(shorter side resized, central crop). The convolution path is chosen as
+(shorter side resized, central crop), and each batch's predictions are printed
+as soon as they are made, in the order given, with a progress line on stderr
+for long lists (as ``vgg19-cbam-predict``). The convolution path is chosen as
 ``slim-attention-train``'s, for inference (``--winograd``/``--no-winograd``,
 ``--bf16``; the first log line says which). ``--attention-map OUT.png`` draws, as
 ``vgg19-cbam-predict`` does, the deepest spatial attention map (CBAM and SAM
@@ -20,15 +22,17 @@ with a warning); 2 bad input (no export, no image that can be read, ...); 130
 interrupted; 141 the reader of the output closed it (``| head``), quietly.
 """
 import argparse
+import itertools
 import logging
 import sys
 
 from vgg_patch import data as data_lib
 from vgg_patch.cli.common import EXIT_FAILED as EXIT_SOME_FAILED
-from vgg_patch.cli.common import (EXIT_OK, EXIT_USAGE, UsageError, add_precision_flags,
-                                  check_precision_flags, report_error)
-from vgg_patch.cli.prediction import (predict_command, print_predictions, readable_images,
-                                      run_over_images, write_attention_map)
+from vgg_patch.cli.common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Interrupted,
+                                  UsageError, add_precision_flags, check_precision_flags,
+                                  report_error)
+from vgg_patch.cli.prediction import (iterate_over_images, predict_command, print_batches,
+                                      readable_images, write_attention_map)
 from vgg_patch.cli.slim_train import FORCED_WINOGRAD
 from vgg_patch.training import slim_export
 from vgg_patch.training.slim_network import choose_conv_path
@@ -59,8 +63,12 @@ def build_parser():
     return p
 
 
-def predict(export, paths, batch_size=16, bf16=False, winograd=()):
-    """Runs the exported network on image files, preprocessed like validation images.
+def predict_batches(export, paths, batch_size=16, bf16=False, winograd=(), images=True):
+    """Runs the exported network on image files, one batch at a time, as a generator.
+
+    Images are preprocessed like validation images. The graph is built and the
+    checkpoint restored at the first ``next()``; each batch is yielded as soon
+    as it is computed, in the order of ``paths``.
 
     Args:
       export: the export's description (:func:`vgg_patch.training.slim_export.read`).
@@ -69,10 +77,13 @@ def predict(export, paths, batch_size=16, bf16=False, winograd=()):
       bf16: compute in bfloat16 (see :func:`vgg_patch.session.session_config`).
       winograd: the convolutions computed by Winograd (see
         :class:`~vgg_patch.training.slim_network.SlimNetwork`).
+      images: also fetch the network's input images (False: ``None`` in their
+        place).
 
-    Returns:
-      ``(kept_paths, images, probabilities [N, classes], attention_maps or
-      None)``; a file TensorFlow cannot decode is left out (with a warning).
+    Yields:
+      Per batch ``(kept_paths, images or None, probabilities [n, classes],
+      attention_maps or None)``; a file TensorFlow cannot decode is left out
+      (with a warning).
 
     Raises:
       ValueError: the export does not fit the network it names.
@@ -87,9 +98,11 @@ def predict(export, paths, batch_size=16, bf16=False, winograd=()):
         pipe = data_lib.ImagePipeline(export["image_size"], batch_size, False,
                                       name="predict_input")
         output = network.build(pipe.images, False)
-        fetch = [pipe.labels_out, pipe.images, tf.nn.softmax(output.logits)]
+        fetch = {"prob": tf.nn.softmax(output.logits)}
+        if images:
+            fetch["images"] = pipe.images
         if output.attention_map is not None:
-            fetch.append(output.attention_map)
+            fetch["maps"] = output.attention_map
         with tf.compat.v1.Session(graph=graph, config=session_config(bf16)) as sess:
             try:
                 network.restore(sess, export["checkpoint"])
@@ -97,14 +110,12 @@ def predict(export, paths, batch_size=16, bf16=False, winograd=()):
                 raise ValueError("%s does not restore into %s: %s" % (
                     export["checkpoint"], export["model"],
                     str(err).strip().splitlines()[0])) from None
-            kept, merged = run_over_images(sess, pipe, fetch, paths)
-    if not kept:
-        return [], None, None, None
-    return kept, merged[1], merged[2], merged[3] if len(merged) > 3 else None
+            for kept, out in iterate_over_images(sess, pipe, fetch, paths):
+                yield kept, out.get("images"), out["prob"], out.get("maps")
 
 
 def _run(args):
-    """Predicts as ``args`` say; returns the exit status."""
+    """Predicts as ``args`` say, printing each batch as it comes; returns the exit status."""
     try:
         if args.top_k < 1 or args.batch_size < 1:
             raise UsageError("--top-k and --batch-size must be >= 1, got %r and %r"
@@ -124,15 +135,22 @@ def _run(args):
                                 batch=min(len(checked), args.batch_size))
         logger.info("%s", path.reason)
         try:
-            paths, images, probs, maps = predict(export, checked, args.batch_size,
-                                                 args.bf16, path.winograd)
+            batches = predict_batches(export, checked, args.batch_size, args.bf16,
+                                      path.winograd, images=bool(args.attention_map))
+            first = next(batches, None)  # builds the graph, restores the checkpoint
         except (OSError, ValueError) as err:
             raise UsageError(str(err).splitlines()[0]) from None
+        paths, images, maps = print_batches(
+            itertools.chain([first] if first else [], batches), export["classes"],
+            args.top_k, len(checked), keep=bool(args.attention_map))
     except UsageError as err:
         report_error(PROG, err)
         return EXIT_USAGE
+    except (KeyboardInterrupt, Interrupted) as err:
+        print("%s: %s" % (PROG, str(err) or "interrupted before any prediction"),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     bad += len(checked) - len(paths)
-    print_predictions(paths, probs, export["classes"], args.top_k)
     if args.attention_map and paths:
         write_attention_map(args.attention_map, paths, images, maps)
     return EXIT_SOME_FAILED if bad else EXIT_OK
