@@ -78,6 +78,20 @@ def _unpack(count, packed, vectors):
     return out
 
 
+# The gradient name of collectives whose gradient is a custom_gradient's.
+_FORWARD_ONLY = "VggPatchForwardOnlyCollective"
+
+
+def _register_forward_only():
+    """Registers ``_FORWARD_ONLY`` (no gradient to any input) once."""
+    import tensorflow as tf
+    from tensorflow.python.framework import ops
+    try:
+        ops.gradient_registry.lookup(_FORWARD_ONLY)
+    except LookupError:
+        tf.RegisterGradient(_FORWARD_ONLY)(lambda op, *grads: [None] * len(op.inputs))
+
+
 class Collectives:
     """Collective ops of one group of processes, with fresh instance keys.
 
@@ -134,6 +148,42 @@ class Collectives:
         for i, value in zip(present, _unpack(len(present), packed, reduced)):
             out[i] = value
         return out
+
+    def weighted_sum(self, vector, weight):
+        """The sum of ``vector`` over the group, differentiable (one collective each way).
+
+        The gradient suits a loss that the group weights by ``weight``: each
+        process's gradients are multiplied by its ``weight`` (its image
+        count), summed, and divided by the sum of the weights, as the
+        trainer does. Then the true gradient reaching this process's
+        ``vector`` is the weighted sum of every process's upstream gradient,
+        divided by this process's own weight (which the trainer multiplies
+        back in): ``sum_q(weight_q * dy_q) / weight``. With equal weights
+        that is the plain sum of the ``dy``. See :mod:`vgg_patch.training.sync_bn`.
+
+        Args:
+          vector: a float tensor (one collective, so keep it small).
+          weight: this process's weight, a positive float scalar tensor.
+
+        Returns:
+          The summed tensor.
+        """
+        import tensorflow as tf
+        _register_forward_only()
+
+        @tf.custom_gradient
+        def weighted_sum(value):
+            # A cond branch that outputs all its intermediates (tf-keras's
+            # batch norm under TF2 control flow) exposes this collective's
+            # output too; the gradient is grad's alone, so none through it.
+            with tf.compat.v1.get_default_graph().gradient_override_map(
+                    {"CollectiveReduceV2": _FORWARD_ONLY}):
+                total = self.all_reduce([value], mean=False)[0]
+
+            def grad(upstream):
+                return self.all_reduce([upstream * weight], mean=False)[0] / weight
+            return total, grad
+        return weighted_sum(vector)
 
     def broadcast(self, variables, is_source):
         """An op giving every process the source's values of ``variables``.
