@@ -138,19 +138,42 @@ def _attention_layer(x, train):
                              tf.float32, True, None, "NHWC")
 
 
+def _inference_alone(built, servers):
+    """Inference (train False) runs no collective: one worker alone finishes."""
+    graph, fetches, moving, _, train = built[0]
+    server, config = servers[0]
+    out = _run(graph, {"y": fetches["y"]}, moving, server.target, config, {train: False})
+    assert np.isfinite(out["y"]).all()
+
+
 def test_slim_batch_norm_two_workers_equal_one_process(servers):
     built = _check_equal_to_one_process(_slim_layer, servers, 1e-3)
     assert [b[3] for b in built] == [["BatchNorm"], ["BatchNorm"]]
+    _inference_alone(built, servers)
 
 
 def test_attention_batch_norm_two_workers_equal_one_process(servers):
     built = _check_equal_to_one_process(_attention_layer, servers,
                                         batch_statistics.FUSED_MIN_EPSILON)
-    # Inference (train False) runs no collective: one worker alone finishes.
-    graph, fetches, moving, _, train = built[0]
-    server, config = servers[0]
-    out = _run(graph, {"y": fetches["y"]}, moving, server.target, config, {train: False})
-    assert np.isfinite(out["y"]).all()
+    _inference_alone(built, servers)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 100.0])
+def test_a_moving_mean_shift_keeps_the_one_pass_variance_exact(graph, ratio):
+    """mean/std = 100: one pass without a shift is 3.6e-2 off in y (float32)."""
+    rng = np.random.RandomState(1)
+    x = (rng.normal(size=(16, 6, 6, 8)) + ratio).astype(np.float32)
+    shift = np.full([8], 0.9 * ratio, np.float32)  # a moving mean near the mean
+    y, mean, variance, count = batch_statistics.synchronized_batch_norm(
+        tf.constant(x), None, None, 1e-3, "NHWC", lambda vector, weight: vector, shift)
+    x64 = x.astype(np.float64)
+    expected = (x64 - x64.mean((0, 1, 2))) / np.sqrt(x64.var((0, 1, 2)) + 1e-3)
+    with tf.compat.v1.Session() as sess:
+        y, mean, variance, count = sess.run([y, mean, variance, count])
+    assert count == 16 * 6 * 6
+    np.testing.assert_allclose(mean, x64.mean((0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(variance, x64.var((0, 1, 2)), rtol=1e-4)
+    assert np.abs(y - expected).max() < 2e-4
 
 
 def test_outside_a_cluster_the_graph_has_no_collective_and_nothing_stays_patched(graph):

@@ -83,7 +83,8 @@ def _batch_norm_train(x, variables, epsilon, dtype, data_format):
     sum_fn = batch_statistics.active_sum()
     if sum_fn is not None:
         y, mean, variance, count = batch_statistics.synchronized_batch_norm(
-            x, variables.gamma, variables.beta, epsilon, data_format, sum_fn)
+            x, variables.gamma, variables.beta, epsilon, data_format, sum_fn,
+            shift=variables.moving_mean)
         return y, mean, batch_statistics.bessel(variance, count)
     if _is_fused(x):
         return tf1.nn.fused_batch_norm(x, variables.gamma, variables.beta,

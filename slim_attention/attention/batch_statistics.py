@@ -11,8 +11,10 @@ statistics of the **global** batch instead: each replica sums, per channel,
 
     mean = S1 / n,    variance = max(S2 / n - mean^2, 0)   (biased)
 
-(one pass: one collective per layer; docs/distributed.md gives the
-round-off measured against a float64 two-pass reference). The moving
+(one pass: one collective per layer). The sums are of ``x - moving_mean``
+where the layer has one (the same in every replica), which keeps the
+difference from cancelling when the mean is large against the spread;
+docs/distributed.md gives the round-off measured against float64. The moving
 averages are then updated with the global mean and the unbiased
 ``variance * n / (n - 1)``, as one process would.
 
@@ -64,20 +66,30 @@ def active_sum():
     return getattr(_active, 'sum_fn', None)
 
 
-def global_moments(x, channel_axis, sum_fn):
+def global_moments(x, channel_axis, sum_fn, shift=None):
     """``(mean, biased variance, count)`` per channel over every replica's ``x``.
 
     Args:
       x: a float tensor (rank >= 2), this replica's share.
       channel_axis: the channel axis of ``x`` (the one not reduced).
       sum_fn: see :func:`cross_replica_sum`.
+      shift: None, or a [C] value near the mean and the same in every
+        replica (the moving mean): the sums are taken of ``x - shift``,
+        which keeps ``S2/n - mean^2`` from cancelling when the mean is
+        large against the spread (no gradient flows into it).
 
     Returns:
       ``mean`` and ``variance`` [C] and the global element count per channel
       (a scalar), all of ``x``'s dtype.
     """
-    axes = [a for a in range(x.shape.ndims) if a != channel_axis % x.shape.ndims]
+    ndims = x.shape.ndims
+    axes = [a for a in range(ndims) if a != channel_axis % ndims]
     dtype = x.dtype.base_dtype
+    if shift is not None:
+        shape = [1] * ndims
+        shape[channel_axis] = -1
+        shift = tf.stop_gradient(tf.cast(shift, dtype))
+        x = x - tf.reshape(shift, shape)
     count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), dtype)
     s1 = tf.reduce_sum(x, axes)
     s2 = tf.reduce_sum(tf.square(x), axes)
@@ -88,10 +100,11 @@ def global_moments(x, channel_axis, sum_fn):
     n = total[2 * channels]
     mean = total[:channels] / n
     variance = tf.maximum(total[channels:2 * channels] / n - tf.square(mean), 0.0)
-    return mean, variance, n
+    return (mean if shift is None else mean + shift), variance, n
 
 
-def synchronized_batch_norm(x, scale, offset, epsilon, data_format, sum_fn):
+def synchronized_batch_norm(x, scale, offset, epsilon, data_format, sum_fn,
+                            shift=None):
     """Training-mode batch norm with the global batch's statistics.
 
     Args:
@@ -103,6 +116,7 @@ def synchronized_batch_norm(x, scale, offset, epsilon, data_format, sum_fn):
         one process's).
       data_format: ``'NHWC'`` or ``'NCHW'``.
       sum_fn: see :func:`cross_replica_sum`.
+      shift: see :func:`global_moments`.
 
     Returns:
       ``(y, mean, variance, count)``: ``y`` normalised with the global mean
@@ -117,7 +131,7 @@ def synchronized_batch_norm(x, scale, offset, epsilon, data_format, sum_fn):
     channel_axis = 1 if data_format == 'NCHW' else x.shape.ndims - 1
     if x.dtype.base_dtype in (tf.float16, tf.bfloat16, tf.float32):
         epsilon = max(float(epsilon), FUSED_MIN_EPSILON)
-    mean, variance, n = global_moments(x, channel_axis, sum_fn)
+    mean, variance, n = global_moments(x, channel_axis, sum_fn, shift)
     shape = [1] * x.shape.ndims
     shape[channel_axis] = -1
     y = tf.nn.batch_normalization(

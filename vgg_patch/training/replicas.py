@@ -118,6 +118,15 @@ class Collectives:
         key, self._next_key = self._next_key, self._next_key + 1
         return key
 
+    def _reduce(self, vector, key, mean):
+        """One ``CollectiveReduceV2`` of ``vector`` with instance ``key``."""
+        import tensorflow as tf
+        return tf.raw_ops.CollectiveReduceV2(
+            input=vector, group_size=self.group_size, group_key=self.group_key,
+            instance_key=key, ordering_token=[], merge_op="Add",
+            final_op="Div" if mean else "Id", communication_hint="auto",
+            timeout_seconds=self.timeout)
+
     def all_reduce(self, tensors, mean=True, pack=True):
         """The element-wise sum (or mean) of ``tensors`` over the group.
 
@@ -139,11 +148,7 @@ class Collectives:
         packed = _pack([tensors[i] for i in present])
         reduced = collections.OrderedDict()
         for dtype, (vector, _, _) in packed.items():
-            reduced[dtype] = tf.raw_ops.CollectiveReduceV2(
-                input=vector, group_size=self.group_size, group_key=self.group_key,
-                instance_key=self._instance_key(), ordering_token=[], merge_op="Add",
-                final_op="Div" if mean else "Id", communication_hint="auto",
-                timeout_seconds=self.timeout)
+            reduced[dtype] = self._reduce(vector, self._instance_key(), mean)
         out = [None] * len(tensors)
         for i, value in zip(present, _unpack(len(present), packed, reduced)):
             out[i] = value
@@ -161,6 +166,12 @@ class Collectives:
         back in): ``sum_q(weight_q * dy_q) / weight``. With equal weights
         that is the plain sum of the ``dy``. See :mod:`vgg_patch.training.sync_bn`.
 
+        The forward collective is built inside a function (a call op): a
+        session run that fetches a tensor depending on it only through an
+        untaken TF1 ``cond`` branch (the trainer's validation) then holds no
+        collective node, which would advance this process's collective step
+        sequence alone and mismatch the next runs' step ids across workers.
+
         Args:
           vector: a float tensor (one collective, so keep it small).
           weight: this process's weight, a positive float scalar tensor.
@@ -170,15 +181,18 @@ class Collectives:
         """
         import tensorflow as tf
         _register_forward_only()
+        key = self._instance_key()
+
+        def forward(value):
+            # The gradient is weighted_sum's own (below), none through here:
+            # a TF2 cond branch exposes its intermediates to differentiation.
+            with tf.compat.v1.get_default_graph().gradient_override_map(
+                    {"CollectiveReduceV2": _FORWARD_ONLY}):
+                return self._reduce(value, key, mean=False)
 
         @tf.custom_gradient
         def weighted_sum(value):
-            # A cond branch that outputs all its intermediates (tf-keras's
-            # batch norm under TF2 control flow) exposes this collective's
-            # output too; the gradient is grad's alone, so none through it.
-            with tf.compat.v1.get_default_graph().gradient_override_map(
-                    {"CollectiveReduceV2": _FORWARD_ONLY}):
-                total = self.all_reduce([value], mean=False)[0]
+            total = tf.function(forward, autograph=False)(value)
 
             def grad(upstream):
                 return self.all_reduce([upstream * weight], mean=False)[0] / weight

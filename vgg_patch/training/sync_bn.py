@@ -67,7 +67,8 @@ def _fused_replacement(original, collectives, synced):
                             exponential_avg_factor=exponential_avg_factor)
         synced.append(tf.compat.v1.get_variable_scope().name)
         y, batch_mean, batch_variance, count = batch_statistics.synchronized_batch_norm(
-            x, scale, offset, epsilon, data_format, collectives.weighted_sum)
+            x, scale, offset, epsilon, data_format, collectives.weighted_sum,
+            shift=mean)  # tf-keras passes the moving mean; tf-slim None
         batch_variance = batch_statistics.bessel(batch_variance, count)
         factor = 1.0 if exponential_avg_factor is None else exponential_avg_factor
         if factor != 1.0:  # the fused kernel's running averages (tf-keras, eager-style)
