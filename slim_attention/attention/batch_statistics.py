@@ -22,7 +22,6 @@ Without :func:`cross_replica_sum` nothing here is used and the graph is
 exactly the one-process graph.
 """
 import contextlib
-import threading
 
 import tensorflow as tf
 
@@ -30,12 +29,22 @@ import tensorflow as tf
 # synchronised normalisation does too (same output as one process).
 FUSED_MIN_EPSILON = 1.001e-5
 
-_active = threading.local()
+# (graph, sum_fn) of the open cross_replica_sum contexts, innermost last.
+_ACTIVE = []
+
+
+def builds_in(graph):
+    """True when the default graph is ``graph`` or a function (a cond branch) in it."""
+    current = tf.compat.v1.get_default_graph()
+    while current is not graph and getattr(current, 'outer_graph', None) is not None:
+        current = current.outer_graph
+    return current is graph
 
 
 @contextlib.contextmanager
 def cross_replica_sum(sum_fn):
-    """Builds the training-mode batch norms inside with cross-replica statistics.
+    """Builds the training-mode batch norms of the default graph inside with
+    cross-replica statistics.
 
     Args:
       sum_fn: ``sum_fn(vector, weight)`` -> the element-wise sum of the
@@ -53,17 +62,21 @@ def cross_replica_sum(sum_fn):
     """
     if not callable(sum_fn):
         raise TypeError('sum_fn must be callable, got %r' % (sum_fn,))
-    previous = getattr(_active, 'sum_fn', None)
-    _active.sum_fn = sum_fn
+    entry = (tf.compat.v1.get_default_graph(), sum_fn)
+    _ACTIVE.append(entry)
     try:
         yield
     finally:
-        _active.sum_fn = previous
+        _ACTIVE.remove(entry)
 
 
 def active_sum():
-    """The ``sum_fn`` of the innermost :func:`cross_replica_sum`, or None."""
-    return getattr(_active, 'sum_fn', None)
+    """The ``sum_fn`` of the innermost :func:`cross_replica_sum` open on the
+    default graph (or a function in it), or None."""
+    for graph, sum_fn in reversed(_ACTIVE):
+        if builds_in(graph):
+            return sum_fn
+    return None
 
 
 def global_moments(x, channel_axis, sum_fn, shift=None):
@@ -129,16 +142,19 @@ def synchronized_batch_norm(x, scale, offset, epsilon, data_format, sum_fn,
     if data_format not in ('NHWC', 'NCHW'):
         raise ValueError("data_format must be 'NHWC' or 'NCHW', got %r" % (data_format,))
     channel_axis = 1 if data_format == 'NCHW' else x.shape.ndims - 1
-    if x.dtype.base_dtype in (tf.float16, tf.bfloat16, tf.float32):
+    dtype = x.dtype.base_dtype
+    if dtype in (tf.float16, tf.bfloat16, tf.float32):
         epsilon = max(float(epsilon), FUSED_MIN_EPSILON)
+    if dtype in (tf.float16, tf.bfloat16):  # float32 statistics, as the fused kernel
+        x = tf.cast(x, tf.float32)
     mean, variance, n = global_moments(x, channel_axis, sum_fn, shift)
     shape = [1] * x.shape.ndims
     shape[channel_axis] = -1
     y = tf.nn.batch_normalization(
         x, tf.reshape(mean, shape), tf.reshape(variance, shape),
-        None if offset is None else tf.reshape(offset, shape),
-        None if scale is None else tf.reshape(scale, shape), epsilon)
-    return y, mean, variance, n
+        None if offset is None else tf.reshape(tf.cast(offset, x.dtype), shape),
+        None if scale is None else tf.reshape(tf.cast(scale, x.dtype), shape), epsilon)
+    return tf.cast(y, dtype), mean, variance, n
 
 
 def bessel(variance, count):

@@ -35,15 +35,6 @@ import logging
 logger = logging.getLogger("vgg_patch.train")
 
 
-def _inside(graph):
-    """True when the default graph is ``graph`` or a function (a cond branch) in it."""
-    import tensorflow as tf
-    current = tf.compat.v1.get_default_graph()
-    while current is not graph and getattr(current, "outer_graph", None) is not None:
-        current = current.outer_graph
-    return current is graph
-
-
 def _fused_replacement(original, collectives, synced):
     """A ``fused_batch_norm`` whose training calls in the current graph use the
     global batch's statistics; every other call goes to ``original``.
@@ -60,7 +51,7 @@ def _fused_replacement(original, collectives, synced):
     def fused_batch_norm(x, scale, offset, mean=None, variance=None, epsilon=0.001,
                          data_format="NHWC", is_training=True, name=None,
                          exponential_avg_factor=1.0):
-        if not _inside(graph) or is_training is not True:
+        if not batch_statistics.builds_in(graph) or is_training is not True:
             return original(x, scale, offset, mean=mean, variance=variance,
                             epsilon=epsilon, data_format=data_format,
                             is_training=is_training, name=name,
