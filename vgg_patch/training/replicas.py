@@ -171,6 +171,10 @@ class Collectives:
         untaken TF1 ``cond`` branch (the trainer's validation) then holds no
         collective node, which would advance this process's collective step
         sequence alone and mismatch the next runs' step ids across workers.
+        A collective inside a function (this one, or any in a TF2 ``cond``
+        branch) gets its executor from the run's top-level collectives, so
+        a run that executes it must hold one too: the trainer's training
+        step does (the gradients' all-reduce, the backward collective).
 
         Args:
           vector: a float tensor (one collective, so keep it small).
