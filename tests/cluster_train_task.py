@@ -1,7 +1,10 @@
 """One task of the cluster-training tests: ``vgg19-cbam-train``'s command with a
 tiny network behind the trainer's seam (a 3x3 convolution, a mean pool and a
-dense layer: no batch norm, no dropout, so N workers must give one process's
-weights), run as ``python tests/cluster_train_task.py <trainer flags>``.
+dense layer, no dropout, so N workers must give one process's weights), run
+as ``python tests/cluster_train_task.py <trainer flags>``. With
+``CLUSTER_TEST_BATCH_NORM=1`` the convolution is followed by ``slim.batch_norm``
+and CBAM's spatial attention (its own batch norm), both synchronised across
+the workers (vgg_patch/training/sync_bn.py).
 
 Each task trains into ``<--train-dir>/<type><index>`` (``TF_CONFIG``'s task;
 ``single`` without one), so a test can see which task wrote what. With
@@ -16,6 +19,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+import slim_attention as slim
+from slim_attention.attention import spatial_attention
 from vgg_patch.cli.train import build_parser, train_command
 from vgg_patch.training.config import resolve_config
 from vgg_patch.training.network import NetworkOutput
@@ -45,6 +50,10 @@ class TinyNetwork:
         with tf.compat.v1.variable_scope("tiny"):
             net = tf.nn.conv2d(images - 0.5, self._variable("conv", [3, 3, 3, 4]), 2,
                                "SAME")
+            if os.environ.get("CLUSTER_TEST_BATCH_NORM") == "1":
+                net = slim.batch_norm(net, is_training=is_training, scale=True, decay=0.8)
+                net = spatial_attention(net, kernel_size=3, is_training=is_training,
+                                        batch_norm_decay=0.8, zero_init_last=False)
             net = tf.reduce_mean(tf.nn.relu(net), [1, 2])
             logits = tf.matmul(net, self._variable("dense", [4, self.num_classes]))
         secs = float(os.environ.get("CLUSTER_TEST_STEP_SECS", "0"))
@@ -55,10 +64,10 @@ class TinyNetwork:
         return NetworkOutput(logits=logits)
 
     def model_variables(self):
-        return list(self.variables)
+        return tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.MODEL_VARIABLES, "tiny/")
 
     def save(self, sess, path):
-        values = sess.run(self.variables)
+        values = sess.run(self.model_variables())
         np.savez(path + ".tmp.npz", *values)
         os.replace(path + ".tmp.npz", path)
         return path

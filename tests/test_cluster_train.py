@@ -1,8 +1,8 @@
 """The trainer on a worker-only cluster (TF_CONFIG), on 127.0.0.1 with free ports.
 
 Most runs use tests/cluster_train_task.py: the trainer's command with a tiny
-network behind its seam (no batch norm, no dropout), so N workers must give
-one process's weights; each task trains into its own ``<train-dir>/<task>``
+network behind its seam (no dropout; batch norm, synchronised, in the
+weights test), so N workers must give one process's weights; each task trains into its own ``<train-dir>/<task>``
 so the tests see who wrote what. Every process is checked gone by pid.
 """
 import json
@@ -124,20 +124,28 @@ def test_two_workers_give_one_process_weights_and_only_the_chief_writes(tmp_path
     runs = str(tmp_path / "runs")
     # 19 training images, global batch 4: 4 full batches (2 + 2) and a last
     # one of 3 (2 + 1): the gradient is the global batch's mean either way.
+    # With batch norm (slim's and CBAM's spatial one): synchronised, the
+    # global batch's statistics, so the weights and moving averages match too.
     args = tiny_args(data, runs, "--epochs", "1", "--no-flip", "--quiet")
     spec, (w0, w1) = _two_workers()
-    procs = [tasks.start(None, None, args), tasks.start(spec, w0, args),
-             tasks.start(spec, w1, args)]
+    env = {"CLUSTER_TEST_BATCH_NORM": "1"}
+    procs = [tasks.start(None, None, args, env), tasks.start(spec, w0, args, env),
+             tasks.start(spec, w1, args, env)]
     for proc in procs:
         assert tasks.wait(proc) == 0, output(proc)
     single, chief = _variables(os.path.join(runs, "single")), _variables(
         os.path.join(runs, "worker0"))
     assert train_helpers.saved_steps(os.path.join(runs, "worker0")) == [5]
     assert sorted(single) == sorted(chief)
+    assert {"tiny/BatchNorm/moving_variance",
+            "tiny/SpatialAttention/BatchNorm/moving_mean"} <= set(single)
+    diffs = {name: float(np.abs(chief[name] - value).max()) for name, value in single.items()}
+    print("max abs differences, 2 workers against 1 process:", diffs)
     for name, value in single.items():
-        np.testing.assert_allclose(chief[name], value, rtol=1e-5, atol=1e-6,
+        np.testing.assert_allclose(chief[name], value, rtol=1e-5, atol=5e-6,
                                    err_msg=name)
     assert not np.allclose(single["tiny/conv"], 0)
+    assert not np.allclose(single["tiny/SpatialAttention/BatchNorm/moving_variance"], 1)
     assert not os.path.exists(os.path.join(runs, "worker1"))  # wrote nothing at all
     assert os.path.exists(os.path.join(runs, "worker0", "export", "tiny.npz"))
     assert "writes nothing" in output(procs[2])

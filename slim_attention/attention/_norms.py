@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from slim_attention.attention import _args
 from slim_attention.attention import _layers
+from slim_attention.attention import batch_statistics
 
 tf1 = tf.compat.v1
 
@@ -77,7 +78,14 @@ def _batch_norm_variables(channels, dtype, gamma_init, trainable,
 
 
 def _batch_norm_train(x, variables, epsilon, dtype, data_format):
-    """Returns (output, batch mean, unbiased batch variance)."""
+    """Returns (output, batch mean, unbiased batch variance); the global batch's
+    inside :func:`batch_statistics.cross_replica_sum`."""
+    sum_fn = batch_statistics.active_sum()
+    if sum_fn is not None:
+        y, mean, variance, count = batch_statistics.synchronized_batch_norm(
+            x, variables.gamma, variables.beta, epsilon, data_format, sum_fn,
+            shift=variables.moving_mean)
+        return y, mean, batch_statistics.bessel(variance, count)
     if _is_fused(x):
         return tf1.nn.fused_batch_norm(x, variables.gamma, variables.beta,
                                        epsilon=epsilon, data_format=data_format,
@@ -147,6 +155,12 @@ def batch_norm(x, is_training, decay, epsilon, gamma_init, dtype,
     not have -- and TF1 code builds training ops after a first run (evaluate,
     then train; restore, then fine-tune). The price is the unused
     normalisation, one pass over a map the blocks keep small.
+
+    Inside :func:`batch_statistics.cross_replica_sum` (a cluster trainer)
+    training normalises with the global batch's statistics (one all-reduce),
+    and a bool tensor ``is_training`` selects by ``tf.cond``, so the
+    collective runs in training steps only; that graph is built whole
+    before its first run.
     """
     channels = _args.static_dim(x, _args.channel_axis(data_format))
     with tf1.variable_scope(scope):
@@ -154,13 +168,22 @@ def batch_norm(x, is_training, decay, epsilon, gamma_init, dtype,
                                           trainable, variables_collections)
         if isinstance(is_training, bool) and not is_training:
             return _batch_norm_infer(x, variables, epsilon, data_format)
-        y, mean, unbiased = _batch_norm_train(x, variables, epsilon, dtype,
-                                              data_format)
-        gate = None
-        if not isinstance(is_training, bool):  # a bool tensor
-            y = tf.where(is_training, y,
-                         _batch_norm_infer(x, variables, epsilon, data_format))
-            gate = is_training
+        gate = None if isinstance(is_training, bool) else is_training
+        if gate is not None and batch_statistics.active_sum() is not None:
+            # The cross-replica sum is a collective every replica must run:
+            # only in training steps, so a cond, not both branches.
+            y, mean, unbiased = tf.cond(
+                gate, lambda: _batch_norm_train(x, variables, epsilon, dtype,
+                                                data_format),
+                lambda: (_batch_norm_infer(x, variables, epsilon, data_format),
+                         tf.identity(variables.moving_mean),
+                         tf.identity(variables.moving_variance)))
+        else:
+            y, mean, unbiased = _batch_norm_train(x, variables, epsilon, dtype,
+                                                  data_format)
+            if gate is not None:
+                y = tf.where(gate, y,
+                             _batch_norm_infer(x, variables, epsilon, data_format))
         tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS,
                               _update_moving_stats(variables, mean, unbiased,
                                                    decay, gate))

@@ -44,8 +44,10 @@ class TrainGraph:  # pylint: disable=too-many-instance-attributes
     On a cluster (:mod:`vgg_patch.training.workers`) the train pipeline
     gives this worker's share of each global batch, the gradients are
     all-reduced (weighted by each worker's image count, so the result is the
-    global batch's mean gradient), ``step_metrics`` are the global batch's and
-    ``sync_from_chief`` gives every worker the chief's variables.
+    global batch's mean gradient), batch norms use the global batch's
+    statistics (:mod:`vgg_patch.training.sync_bn`), ``step_metrics`` are the
+    global batch's and ``sync_from_chief`` gives every worker the chief's
+    variables.
     """
     global_step: Tensor
     epoch: Tensor
@@ -237,7 +239,15 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps, network=None,
     tf.compat.v1.set_random_seed(args.seed)
     fields = _loop_state()
     fields.update(_inputs(args, workers))
-    output = network.build(fields["images"], fields["train_mode"])
+    collectives = aggregate = None
+    if workers is None:
+        output = network.build(fields["images"], fields["train_mode"])
+    else:
+        from vgg_patch.training.replicas import Collectives
+        from vgg_patch.training.sync_bn import synchronized_batch_norm
+        collectives = Collectives(workers.size, timeout=workers.peer_timeout)
+        with synchronized_batch_norm(collectives):  # global batch statistics
+            output = network.build(fields["images"], fields["train_mode"])
     fields.update(network=network, model_variables=network.model_variables())
     fields.update(_metrics(output.logits, fields["labels"]))
     trainable = fields["trainable"] = optimization.select_trainable(
@@ -248,10 +258,7 @@ def build_graph(args, num_classes, steps_per_epoch, total_steps, network=None,
         int(round(args.warmup_epochs * steps_per_epoch)))
     trainable_names = {v.op.name for v in tf.compat.v1.trainable_variables()}
     statistics = [v for v in fields["model_variables"] if v.op.name not in trainable_names]
-    collectives = aggregate = None
     if workers is not None:
-        from vgg_patch.training.replicas import Collectives
-        collectives = Collectives(workers.size, timeout=workers.peer_timeout)
         aggregate = _cluster_aggregate(fields, collectives)
     fields["train_op"], fields["copy_statistics"], fields["restore_statistics"] = (
         optimization.guarded_train_op(

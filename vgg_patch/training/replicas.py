@@ -78,6 +78,20 @@ def _unpack(count, packed, vectors):
     return out
 
 
+# The gradient name of collectives whose gradient is a custom_gradient's.
+_FORWARD_ONLY = "VggPatchForwardOnlyCollective"
+
+
+def _register_forward_only():
+    """Registers ``_FORWARD_ONLY`` (no gradient to any input) once."""
+    import tensorflow as tf
+    from tensorflow.python.framework import ops
+    try:
+        ops.gradient_registry.lookup(_FORWARD_ONLY)
+    except LookupError:
+        tf.RegisterGradient(_FORWARD_ONLY)(lambda op, *grads: [None] * len(op.inputs))
+
+
 class Collectives:
     """Collective ops of one group of processes, with fresh instance keys.
 
@@ -104,6 +118,15 @@ class Collectives:
         key, self._next_key = self._next_key, self._next_key + 1
         return key
 
+    def _reduce(self, vector, key, mean):
+        """One ``CollectiveReduceV2`` of ``vector`` with instance ``key``."""
+        import tensorflow as tf
+        return tf.raw_ops.CollectiveReduceV2(
+            input=vector, group_size=self.group_size, group_key=self.group_key,
+            instance_key=key, ordering_token=[], merge_op="Add",
+            final_op="Div" if mean else "Id", communication_hint="auto",
+            timeout_seconds=self.timeout)
+
     def all_reduce(self, tensors, mean=True, pack=True):
         """The element-wise sum (or mean) of ``tensors`` over the group.
 
@@ -125,15 +148,60 @@ class Collectives:
         packed = _pack([tensors[i] for i in present])
         reduced = collections.OrderedDict()
         for dtype, (vector, _, _) in packed.items():
-            reduced[dtype] = tf.raw_ops.CollectiveReduceV2(
-                input=vector, group_size=self.group_size, group_key=self.group_key,
-                instance_key=self._instance_key(), ordering_token=[], merge_op="Add",
-                final_op="Div" if mean else "Id", communication_hint="auto",
-                timeout_seconds=self.timeout)
+            reduced[dtype] = self._reduce(vector, self._instance_key(), mean)
         out = [None] * len(tensors)
         for i, value in zip(present, _unpack(len(present), packed, reduced)):
             out[i] = value
         return out
+
+    def weighted_sum(self, vector, weight):
+        """The sum of ``vector`` over the group, differentiable (one collective each way).
+
+        The gradient suits a loss that the group weights by ``weight``: each
+        process's gradients are multiplied by its ``weight`` (its image
+        count), summed, and divided by the sum of the weights, as the
+        trainer does. Then the true gradient reaching this process's
+        ``vector`` is the weighted sum of every process's upstream gradient,
+        divided by this process's own weight (which the trainer multiplies
+        back in): ``sum_q(weight_q * dy_q) / weight``. With equal weights
+        that is the plain sum of the ``dy``. See :mod:`vgg_patch.training.sync_bn`.
+
+        The forward collective is built inside a function (a call op): a
+        session run that fetches a tensor depending on it only through an
+        untaken TF1 ``cond`` branch (the trainer's validation) then holds no
+        collective node, which would advance this process's collective step
+        sequence alone and mismatch the next runs' step ids across workers.
+        A collective inside a function (this one, or any in a TF2 ``cond``
+        branch) gets its executor from the run's top-level collectives, so
+        a run that executes it must hold one too: the trainer's training
+        step does (the gradients' all-reduce, the backward collective).
+
+        Args:
+          vector: a float tensor (one collective, so keep it small).
+          weight: this process's weight, a positive float scalar tensor.
+
+        Returns:
+          The summed tensor.
+        """
+        import tensorflow as tf
+        _register_forward_only()
+        key = self._instance_key()
+
+        def forward(value):
+            # The gradient is weighted_sum's own (below), none through here:
+            # a TF2 cond branch exposes its intermediates to differentiation.
+            with tf.compat.v1.get_default_graph().gradient_override_map(
+                    {"CollectiveReduceV2": _FORWARD_ONLY}):
+                return self._reduce(value, key, mean=False)
+
+        @tf.custom_gradient
+        def weighted_sum(value):
+            total = tf.function(forward, autograph=False)(value)
+
+            def grad(upstream):
+                return self.all_reduce([upstream * weight], mean=False)[0] / weight
+            return total, grad
+        return weighted_sum(vector)
 
     def broadcast(self, variables, is_source):
         """An op giving every process the source's values of ``variables``.
