@@ -1,6 +1,6 @@
 """slim-attention-train with tf-slim's Inceptions: listed by --help, their
 sizes checked, and the built-in demo's configuration trains (one step of
-inception_v2 with CBAM, at 32 px and with a 2% validation split (36 of the
+inception_v2 with CBAM, at 32 px and with a 2% validation split (39 of the
 1797 digits) to keep the run's validation pass short, then its export)."""
 import pytest
 import tensorflow as tf
