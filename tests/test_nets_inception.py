@@ -1,14 +1,17 @@
 """slim_attention.nets.inception_v1/v2/v3: tf-slim's Inceptions with attention.
 
 Graphs are the cost here (tf-slim builds an Inception slowly), so each net is
-built three times per run and every test reads those graphs:
+built once per kind per run and every test reads those graphs:
 
 * ``plain``: tf-slim's own function, with TensorFlow's ``array_ops`` put back
   in its module (no hook at all);
 * ``none``: slim_attention's with ``attention_module=None``;
-* ``blocks``: one graph with the net once per block (scope: the block's name;
+* one graph per block: the net with that block (scope: the block's name;
   CBAM under the network's default scope, so a tf-slim checkpoint restores
-  into it as is).
+  into it as is). One graph each, not the six nets in one: every variable
+  tf-slim's batch norm adds hashes all the graph's variables
+  (tf_keras' legacy ``add_weight``): six nets in one graph cost far more to
+  build than six graphs.
 
 At the smallest input each net takes (v1: 193 px, its 7 x 7 VALID final pool;
 v3: 107 px, the auxiliary classifier's 5 x 5 VALID pool; v2 takes 32 px, but
@@ -92,7 +95,8 @@ def scope_of(name, block):
 
 
 def built(name, kind):
-    """The ``plain``, ``none`` or ``blocks`` graph of ``name``, built once per run."""
+    """The ``plain`` or ``none`` graph of ``name``, or its graph with the block
+    ``kind`` (one of BLOCKS), built once per run."""
     if (name, kind) in _CACHE:
         return _CACHE[name, kind]
     graph = tf.Graph()
@@ -109,9 +113,9 @@ def built(name, kind):
                 images, NUM_CLASSES)
         else:
             tf1.set_random_seed(0)  # the training step's start: the same each run
-            case['nets'] = {b: getattr(inception, name)(
-                images, NUM_CLASSES, dropout_keep_prob=1.0, attention_module=b,
-                scope=scope_of(name, b)) for b in BLOCKS}
+            case['net'], case['end_points'] = getattr(inception, name)(
+                images, NUM_CLASSES, dropout_keep_prob=1.0, attention_module=kind,
+                scope=scope_of(name, kind))
         case['variables'] = tf1.global_variables()
         case['trainable'] = tf1.trainable_variables()
         # As built, before a test adds a Saver or gradients.
@@ -172,14 +176,14 @@ def _forward(ops):
 
 @pytest.mark.parametrize('name', NETS)
 def test_each_block_sits_after_each_mixed_concatenation(name):
-    case, plain = built(name, 'blocks'), built(name, 'plain')
-    graph = case['graph']
-    with graph.as_default():
-        outputs = tf1.get_collection(nets.ATTENTION_OUTPUTS)
+    plain = built(name, 'plain')
     base = relative(plain['variables'], SCOPES[name])
     for block in BLOCKS:
+        case = built(name, block)
+        graph = case['graph']
         scope, block_scope = scope_of(name, block), nets.placement.SCOPES[block]
         with graph.as_default():
+            outputs = tf1.get_collection(nets.ATTENTION_OUTPUTS)
             attention = nets.attention_variables(scope + '/')
         names = {v.op.name for v in attention}
         # tf-slim's variables keep their names; the block adds its formula's count.
@@ -190,9 +194,9 @@ def test_each_block_sits_after_each_mixed_concatenation(name):
             name, block) == count([v for v in trainable if v.op.name in names])
         where = NON_LOCAL[name] if block == 'nl' else mixed_blocks(name)
         mine = [o for o in outputs if o.aliases[0].startswith(scope + '/')]
-        assert [o.aliases[0] for o in mine] == [
+        assert mine == outputs and [o.aliases[0] for o in mine] == [
             '%s/%s/%s' % (scope, m, block_scope) for m in where], block
-        end_points = case['nets'][block][1]
+        end_points = case['end_points']
         for mixed, output in zip(where, mine):
             # In: the Mixed block's concatenation, read by the block only.
             name_scope = output.op.name.split('/%s/' % block_scope)[0]
@@ -226,9 +230,9 @@ def test_readme_totals_are_the_formulas():
 
 
 def test_pinned_names_of_one_mixed_block():
-    graph = built('inception_v3', 'blocks')['graph']
-    with graph.as_default():
+    with built('inception_v3', 'cbam')['graph'].as_default():
         got = signature(nets.attention_variables('InceptionV3/Mixed_5b/'))
+    with built('inception_v3', 'nl')['graph'].as_default():
         nl = signature(nets.attention_variables('nl/Mixed_6a/'))
     assert got == [
         ('InceptionV3/Mixed_5b/CBAM/ChannelAttention/fc1/weights', [256, 16]),
@@ -265,11 +269,9 @@ def test_model_zoo_checkpoint_restores_into_every_block(model_zoo_inception_v3,
     stored = dict(tf1.train.list_variables(path))
     assert stored['InceptionV3/Logits/Conv2d_1c_1x1/weights'] == [1, 1, 2048, 1001]
     assert stored['InceptionV3/AuxLogits/Conv2d_2b_1x1/weights'] == [1, 1, 768, 1001]
-    case = built('inception_v3', 'blocks')
-    with case['graph'].as_default():
-        restores = []
-        for block in BLOCKS:
-            scope = scope_of('inception_v3', block)
+    for block in BLOCKS:
+        scope = scope_of('inception_v3', block)
+        with built('inception_v3', block)['graph'].as_default():
             variables = slim.get_variables_to_restore(
                 include=[scope + '/'], exclude=nets.attention_scopes(scope + '/'))
             if block == 'cbam':
@@ -278,24 +280,24 @@ def test_model_zoo_checkpoint_restores_into_every_block(model_zoo_inception_v3,
             else:
                 init_fn = slim.assign_from_checkpoint_fn(path, {
                     'InceptionV3' + v.op.name[len(scope):]: v for v in variables})
-            restores.append((scope, variables, init_fn))
-        attention = nets.attention_variables()
-        own = str(tmp_path / 'attention.ckpt')
-        saver = tf1.train.Saver()
-        with session() as sess:
-            sess.run(tf1.global_variables_initializer())
-            initial = sess.run(attention)
-            for scope, variables, init_fn in restores:
+            attention = nets.attention_variables()
+            assert attention
+            own = str(tmp_path / 'attention.ckpt')
+            saver = tf1.train.Saver() if block == 'cbam' else None
+            with session() as sess:
+                sess.run(tf1.global_variables_initializer())
+                initial = sess.run(attention)
                 init_fn(sess)
                 for var, value in zip(variables, sess.run(variables)):
                     np.testing.assert_array_equal(
                         value, values['InceptionV3' + var.op.name[len(scope):]],
                         var.op.name)
-            for var, a, b in zip(attention, initial, sess.run(attention)):
-                np.testing.assert_array_equal(a, b, var.op.name)
-            saver.save(sess, own, write_meta_graph=False)
-            saved = {v.op.name: x for v, x in zip(
-                tf1.global_variables(), sess.run(tf1.global_variables()))}
+                for var, a, b in zip(attention, initial, sess.run(attention)):
+                    np.testing.assert_array_equal(a, b, var.op.name)
+                if saver:
+                    saver.save(sess, own, write_meta_graph=False)
+                    saved = {v.op.name: x for v, x in zip(
+                        tf1.global_variables(), sess.run(tf1.global_variables()))}
     with tf.Graph().as_default():
         with slim.arg_scope(inception.inception_v3_arg_scope()):
             inception.inception_v3(_images('inception_v3'), NUM_CLASSES,
@@ -309,39 +311,38 @@ def test_model_zoo_checkpoint_restores_into_every_block(model_zoo_inception_v3,
 
 @pytest.mark.parametrize('name', NETS)
 def test_gradients_and_one_training_step(name):
-    """Every block's net in one graph, one summed loss, one SGD step: each
-    attention variable gets a gradient, the step moves each net's loss and
-    its attention variables. (Whether one step lowers a full network's loss
-    at these sizes is chance: its last blocks are 2 x 2, their batch norms see
-    few values; tests/test_nets_resnet.py checks the descent on small nets.)"""
-    case = built(name, 'blocks')
-    with case['graph'].as_default():
-        labels = tf.constant([0, 1, 2, 3])
-        losses = [tf1.losses.sparse_softmax_cross_entropy(
-            labels, case['nets'][b][0], loss_collection=None) for b in BLOCKS]
-        optimizer = tf1.train.GradientDescentOptimizer(1e-4)
-        attention = nets.attention_variables()
-        names = {v.op.name for v in case['trainable']}
-        trainable = [v for v in attention if v.op.name in names]
-        grads_and_vars = optimizer.compute_gradients(
-            tf.add_n(losses), [v for s in BLOCKS for v in case['trainable']
-                               if v.op.name.startswith(scope_of(name, s) + '/')])
-        grads = {v.op.name: g for g, v in grads_and_vars}
-        assert not [v.op.name for v in trainable if grads[v.op.name] is None]
-        with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
-            train_op = optimizer.apply_gradients(grads_and_vars)
-        feed = {case['images']: np.random.RandomState(0).uniform(
-            -1, 1, case['images'].shape.as_list()).astype(np.float32)}
-        with session() as sess:
-            sess.run(tf1.global_variables_initializer())
-            before, start = sess.run([losses, attention], feed)
-            sess.run(train_op, feed)
-            after, end = sess.run([losses, attention], feed)
-    for block, b, a in zip(BLOCKS, before, after):
-        assert np.isfinite(a) and a != b, (block, b, a)
-    moved = {v.op.name for v, x, y in zip(attention, start, end)
-             if not np.array_equal(x, y)}
-    assert {scope_of(name, b) for b in BLOCKS} == {n.split('/')[0] for n in moved}
+    """Each block's net, one SGD step: each attention variable gets a
+    gradient, the step moves the net's loss and its attention variables.
+    (Whether one step lowers a full network's loss at these sizes is chance:
+    its last blocks are 2 x 2, their batch norms see few values;
+    tests/test_nets_resnet.py checks the descent on small nets.)"""
+    for block in BLOCKS:
+        case = built(name, block)
+        with case['graph'].as_default():
+            labels = tf.constant([0, 1, 2, 3])
+            loss = tf1.losses.sparse_softmax_cross_entropy(labels, case['net'],
+                                                           loss_collection=None)
+            optimizer = tf1.train.GradientDescentOptimizer(1e-4)
+            attention = nets.attention_variables()
+            names = {v.op.name for v in case['trainable']}
+            trainable = [v for v in attention if v.op.name in names]
+            grads_and_vars = optimizer.compute_gradients(loss, case['trainable'])
+            grads = {v.op.name: g for g, v in grads_and_vars}
+            assert trainable and not [v.op.name for v in trainable
+                                      if grads[v.op.name] is None], block
+            with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
+                train_op = optimizer.apply_gradients(grads_and_vars)
+            feed = {case['images']: np.random.RandomState(0).uniform(
+                -1, 1, case['images'].shape.as_list()).astype(np.float32)}
+            with session() as sess:
+                sess.run(tf1.global_variables_initializer())
+                before, start = sess.run([loss, attention], feed)
+                sess.run(train_op, feed)
+                after, end = sess.run([loss, attention], feed)
+        assert np.isfinite(after) and after != before, (block, before, after)
+        moved = {v.op.name for v, x, y in zip(attention, start, end)
+                 if not np.array_equal(x, y)}
+        assert moved and all(n.startswith(scope_of(name, block) + '/') for n in moved), block
 
 
 def test_base_stages_params_and_is_training(graph):

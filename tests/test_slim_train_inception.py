@@ -1,7 +1,7 @@
 """slim-attention-train with tf-slim's Inceptions: listed by --help, their
 sizes checked, and the built-in demo's configuration trains (one step of
-inception_v2 with CBAM, at 32 px to keep the run's validation pass short,
-then its export)."""
+inception_v2 with CBAM, at 32 px and with a 2% validation split (39 of the
+1797 digits) to keep the run's validation pass short, then its export)."""
 import pytest
 import tensorflow as tf
 
@@ -48,7 +48,7 @@ def test_demo_configuration_trains_one_step(tmp_path):
     train_dir = str(tmp_path / "run")
     assert slim_train.main(["--model", "inception_v2", "--attention", "cbam",
                             "--train-dir", train_dir, "--batch-size", "4",
-                            "--image-size", "32",
+                            "--image-size", "32", "--val-fraction", "0.02",
                             "--attention-images", "1", "--optimizer", "momentum",
                             "--max-steps", "1", "-q"]) == 0
     export = slim_export.read(train_dir)

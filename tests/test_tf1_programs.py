@@ -54,8 +54,10 @@ def test_research_slim_program_trains_resnet_v1_50_cbam_then_evaluates(tmp_path)
 
     # 64x64: at 32x32 ResNet-50's last block is 1x1, and batch norm over a
     # batch of 2 single pixels blows the loss up (plain tf-slim resnet too).
+    # Plain SGD: no optimizer slots, so each checkpoint holds the weights once.
     _run_script('train_image_classifier.py', '--train_dir=' + train_dir,
                 '--dataset_split_name=train', '--clone_on_cpu=True',
+                '--optimizer=sgd',
                 '--batch_size=2', '--train_image_size=64',
                 '--max_number_of_steps=2', '--num_readers=1',
                 '--num_preprocessing_threads=1', *model)

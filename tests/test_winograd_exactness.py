@@ -104,7 +104,8 @@ def test_the_rules_layers_agree_with_direct_on_a_generated_test_set(npy):
 
 
 def _train_graph(npy, winograd):
-    """VGG19+CBAM with a momentum step, a Saver and the logits, on a placeholder."""
+    """VGG19+CBAM with a momentum step, a Saver of the network's variables and
+    the logits, on a placeholder."""
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)
@@ -116,7 +117,10 @@ def _train_graph(npy, winograd):
         loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, vgg.fc8)
         step = tf.compat.v1.train.MomentumOptimizer(1e-2, 0.9).minimize(loss)
         init = tf.compat.v1.global_variables_initializer()
-        saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables())
+        # The network's variables (CBAM's moving statistics included), not the
+        # momentum slots: the logits compared below depend on those alone, and
+        # the checkpoints are half the size.
+        saver = tf.compat.v1.train.Saver(list(vgg.var_dict.values()))
     sess = tf.compat.v1.Session(graph=graph)
     sess.run(init)
     return dict(sess=sess, rgb=rgb, labels=labels, vgg=vgg, step=step, saver=saver)
