@@ -142,8 +142,13 @@ def test_two_workers_give_one_process_weights_and_only_the_chief_writes(tmp_path
     diffs = {name: float(np.abs(chief[name] - value).max()) for name, value in single.items()}
     print("max abs differences, 2 workers against 1 process:", diffs)
     for name, value in single.items():
-        np.testing.assert_allclose(chief[name], value, rtol=1e-5, atol=5e-6,
-                                   err_msg=name)
+        # Round-off is judged against each variable's own scale: batch norm's
+        # gradient is a difference of near-equal sums (it removes the batch
+        # mean), so an element near zero carries the error of the array's
+        # largest ones. Measured: at most 1.4e-5 of the scale (conv/Momentum,
+        # TF1 mode); without synchronised statistics the weights differ by 0.36.
+        scale = max(float(np.abs(value).max()), 1e-3)
+        assert diffs[name] <= 1e-4 * scale, (name, diffs[name], scale)
     assert not np.allclose(single["tiny/conv"], 0)
     assert not np.allclose(single["tiny/SpatialAttention/BatchNorm/moving_variance"], 1)
     assert not os.path.exists(os.path.join(runs, "worker1"))  # wrote nothing at all
