@@ -74,3 +74,25 @@ def test_the_network_without_the_file_has_the_same_variables(tmp_path_factory):
     from_file = _variables(full_size_npy(tmp_path_factory))
     assert len(from_file) == 2 * 16 + 2 * 3 + 9  # conv, fc, CBAM (7 + 2 moving statistics)
     assert from_file == _variables(None)
+
+
+def test_slim_checkpoint_is_read_by_the_chief_only(monkeypatch, tmp_path):
+    """slim-attention-train's ``--checkpoint`` follows ``--weights``: a missing
+    file stops the chief only, and the other workers build from scratch with
+    the chief's recipe (the broadcast brings the restored values)."""
+    from types import SimpleNamespace
+    from vgg_patch.cli import slim_train
+    missing = str(tmp_path / "resnet_v1_50.ckpt")
+    argv = ["--model", "resnet_v1_50", "--data-dir", str(tmp_path), "--checkpoint", missing]
+    dataset = SimpleNamespace(class_names=["a", "b"])
+    _tf_config(monkeypatch, WORKER_ONLY, "worker", 0)
+    with pytest.raises(UsageError, match="no such checkpoint"):
+        slim_train.resolve_slim_config(slim_train.build_parser().parse_args(argv))
+    _tf_config(monkeypatch, WORKER_ONLY, "worker", 1)
+    args = slim_train.resolve_slim_config(slim_train.build_parser().parse_args(argv))
+    assert (args.checkpoint, args.optimizer) == (missing, "momentum")  # the recipe
+    assert slim_train.make_network(args, dataset).checkpoint is None
+    _tf_config(monkeypatch, WORKER_ONLY, "worker", 0)
+    assert slim_train.make_network(args, dataset).checkpoint == missing
+    monkeypatch.delenv("TF_CONFIG")
+    assert slim_train.make_network(args, dataset).checkpoint == missing

@@ -37,6 +37,7 @@ from vgg_patch.cli import train as train_cli
 from vgg_patch.cli.common import UsageError, add_precision_flags, check_precision_flags
 from vgg_patch.training import config as config_lib
 from vgg_patch.training import slim_models
+from vgg_patch.training import workers as workers_lib
 from vgg_patch.training.slim_network import (SlimNetwork, check_checkpoint_path,
                                              choose_conv_path)
 
@@ -166,8 +167,8 @@ def resolve_slim_config(args):
         slim_models.check_image_size(args.model, args.image_size)
         if args.attention is not None:
             placement.check_params(args.attention, params)
-        if args.checkpoint is not None:
-            check_checkpoint_path(args.checkpoint)
+        if args.checkpoint is not None and not workers_lib.receives_weights():
+            check_checkpoint_path(args.checkpoint)  # only the chief reads it
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
     if args.attention is None and params:
@@ -181,9 +182,12 @@ def resolve_slim_config(args):
 
 
 def make_network(args, dataset):
-    """The :class:`~vgg_patch.training.slim_network.SlimNetwork` ``args`` describe."""
+    """The :class:`~vgg_patch.training.slim_network.SlimNetwork` ``args`` describe
+    (on a cluster, only the chief's starts from ``--checkpoint``)."""
+    checkpoint = workers_lib.start_weights(
+        args.checkpoint, workers_lib.from_environment(args), "--checkpoint")
     return SlimNetwork(args.model, len(dataset.class_names), args.attention,
-                       args.attention_params, args.checkpoint, dataset.class_names,
+                       args.attention_params, checkpoint, dataset.class_names,
                        args.image_size, args.dropout, args.batch_norm_decay,
                        args.winograd)
 

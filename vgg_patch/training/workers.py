@@ -238,8 +238,9 @@ def steps_per_epoch(num_images, batch_size, workers):
     return -(-num_images // batch_size)
 
 
-def start_weights(weights, workers):
-    """The ``--weights`` file this process builds its network from.
+def start_weights(weights, workers, flag="--weights"):
+    """The start-weights file (``--weights``, or ``flag``: slim-attention-train's
+    ``--checkpoint``) this process builds its network from.
 
     Only the chief reads it: every other worker builds the same variables
     from scratch (their shapes follow the network, which the chief checked
@@ -248,8 +249,8 @@ def start_weights(weights, workers):
     """
     if weights is None or workers is None or workers.is_chief:
         return weights
-    logger.info("--weights %s is not read on this worker: the chief broadcasts its "
-                "values at start", weights)
+    logger.info("%s %s is not read on this worker: the chief broadcasts its "
+                "values at start", flag, weights)
     return None
 
 
