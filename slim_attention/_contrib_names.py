@@ -400,11 +400,11 @@ TABLES = {
 # is ``tf_slim.layers.utils``. ``tensorflow.contrib.slim.nets`` is
 # ``slim_attention.nets`` (tf-slim's networks plus ``attention_module``), as
 # ``tf.contrib.slim.nets`` is, so both import forms give the same module. The
-# packages between them (``...slim.python``) are made as plain packages.
+# packages between them (``...slim.python`` and ``...slim.python.slim``, whose
+# only contents in TF1 were the submodules below) are made as plain packages.
 MODULE_ALIASES = {
     "tensorflow.contrib.slim": "slim_attention",
     "tensorflow.contrib.slim.nets": "slim_attention.nets",
-    "tensorflow.contrib.slim.python.slim": "tf_slim",
     "tensorflow.contrib.slim.python.slim.data": "tf_slim.data",
     "tensorflow.contrib.slim.python.slim.evaluation": "tf_slim.evaluation",
     "tensorflow.contrib.slim.python.slim.learning": "tf_slim.learning",

@@ -42,9 +42,11 @@ The TF1 module paths research code imported from are there too:
 ``variables``), ``tensorflow.contrib.layers.python.layers`` (and ``layers``,
 ``initializers``, ``regularizers``, ``utils``, ...),
 ``tensorflow.contrib.slim.python.slim`` (``learning``, ``evaluation``,
-``nets.*``, ``data.*``, ...; reached with ``from ... import``: ``import
-tensorflow.contrib.slim.python.slim.learning as x`` walks attributes through
-``tf.contrib.slim``, which is :mod:`slim_attention` and has no ``python``), ``tensorflow.contrib.losses.python.losses``,
+``nets.*``, ``data.*``, ...; in both import forms: ``import
+tensorflow.contrib.slim.python.slim.nets.inception_v3 as inception_v3`` walks
+attributes from ``tf.contrib.slim``, so :mod:`slim_attention` gets TF1's
+``python`` attribute, the one attribute set on a module of this package),
+``tensorflow.contrib.losses.python.losses``,
 ``tensorflow.contrib.metrics.python.ops.metric_ops`` and
 ``tensorflow.contrib.training.python.training.{training,evaluation}``.
 
@@ -73,6 +75,11 @@ _CONTRIB = "tensorflow.contrib"
 
 # name -> module, for every module install_contrib_alias registered or found.
 _REGISTERED = {}
+
+# The packages made here that TF1 code reaches by attributes of a real module:
+# ``import tensorflow.contrib.slim.python.slim.X as x`` reads
+# ``tf.contrib.slim.python``, and tf.contrib.slim is slim_attention.
+_ATTRIBUTES_ON_REAL_MODULES = ("tensorflow.contrib.slim.python",)
 
 
 class ContribNameError(AttributeError):
@@ -238,8 +245,9 @@ def install_contrib_alias():
     for name, module in registered.items():
         parent, _, child = name.rpartition(".")
         # Attributes only on the packages made here and on tensorflow.contrib,
-        # never on tf-slim's or slim_attention's own modules.
-        if parent in made or parent == _CONTRIB:
+        # never on tf-slim's or slim_attention's own modules but for TF1's
+        # ``tf.contrib.slim.python``.
+        if parent in made or parent == _CONTRIB or name in _ATTRIBUTES_ON_REAL_MODULES:
             if child not in getattr(registered[parent], "_contrib_table", {}):
                 _set_missing_attr(registered[parent], child, module)
     for name, table in _contrib_names.TABLES.items():

@@ -182,6 +182,10 @@ def test_import_forms(contrib):
         from tensorflow.contrib.layers.python.layers import initializers, regularizers
         from tensorflow.contrib.layers.python.layers import utils, optimize_loss
         from tensorflow.contrib.slim.python.slim.nets import resnet_utils
+        # The transfer-learning examples of a popular TF1 book, and research code:
+        import tensorflow.contrib.slim.python.slim.nets.inception_v3 as dotted_v3
+        import tensorflow.contrib.slim.python.slim.learning as dotted_learning
+        from tensorflow.contrib.slim.python.slim import learning, nets as python_nets
         from tensorflow.contrib.slim.python.slim.learning import train_step
         from tensorflow.contrib.slim.python.slim.data import parallel_reader
         from tensorflow.contrib.losses.python.losses import softmax_cross_entropy
@@ -220,6 +224,12 @@ def test_import_forms(contrib):
                         ("evaluation", "tf_slim.training.evaluation")]:
         assert getattr(ns, alias) is sys.modules[real], alias
     assert ns.resnet_utils is slim_attention.nets.resnet_utils
+    # ``import a.b.c as x`` walks attributes from tf.contrib.slim (slim_attention):
+    # the same modules as the ``from`` form.
+    assert ns.dotted_v3 is slim_attention.nets.inception_v3
+    assert "attention_module" in inspect.signature(ns.dotted_v3.inception_v3).parameters
+    assert ns.dotted_learning is ns.learning is tf_slim.learning
+    assert ns.python_nets is slim_attention.nets
     assert ns.optimize_loss is tf_slim.optimize_loss
     assert ns.train_step is tf_slim.learning.train_step
     assert ns.softmax_cross_entropy is tf_slim.losses.softmax_cross_entropy
@@ -295,8 +305,12 @@ def test_install_is_idempotent_and_aliases_tf_slim_objects(contrib):
     assert contrib.training.train is tf_slim.training.train
     assert contrib.losses.softmax_cross_entropy is tf_slim.losses.softmax_cross_entropy
     assert contrib.metrics.streaming_accuracy is tf_slim.metrics.streaming_accuracy
-    # Nothing was added to tf-slim's or slim_attention's own modules.
-    assert not hasattr(slim_attention, "python") and not hasattr(tf_slim.nets, "python")
+    # Nothing was added to tf-slim's modules, and to slim_attention only TF1's
+    # tf.contrib.slim.python (a package made here: the dotted import walks it).
+    assert not hasattr(tf_slim, "python") and not hasattr(tf_slim.nets, "python")
+    assert slim_attention.python is sys.modules["tensorflow.contrib.slim.python"]
+    assert isinstance(slim_attention.python, contrib_alias._ContribModule)
+    assert not hasattr(slim_attention.nets, "python")
 
 
 def test_install_never_replaces_an_existing_contrib(monkeypatch):
